@@ -1,0 +1,344 @@
+//! Typed configuration: YAML in, a validated `Config` out, with every problem (unknown keys
+//! included) reported together so an operator fixes a file in one pass.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::pattern::Glob;
+
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RawConfig {
+    pub listen: Listen,
+    pub upstream: Upstream,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub policies: Policies,
+    #[serde(default)]
+    pub audit: Audit,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Listen {
+    /// Address the listeners bind to.
+    #[serde(default = "default_bind_host")]
+    pub bind_host: String,
+    /// Host clients are told to connect to (in Metadata, FindCoordinator, ...).
+    pub advertised_host: String,
+    /// Port of the bootstrap listener (what applications put in bootstrap.servers).
+    pub bootstrap_port: u16,
+    /// Broker node id N gets listener port `broker_port_base + N`, unless `broker_ports` names it.
+    pub broker_port_base: Option<u16>,
+    #[serde(default)]
+    pub broker_ports: BTreeMap<i32, u16>,
+}
+
+fn default_bind_host() -> String {
+    "0.0.0.0".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Upstream {
+    /// `host:port` of one or more brokers of the cluster.
+    pub bootstrap_servers: Vec<String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Limits {
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: usize,
+    /// Requests a client may have in flight on one connection before the proxy stops reading it.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_max_frame() -> usize {
+    DEFAULT_MAX_FRAME_BYTES
+}
+
+fn default_max_in_flight() -> usize {
+    1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_frame_bytes: default_max_frame(), max_in_flight: default_max_in_flight() }
+    }
+}
+
+/// What a rule does with a request that breaks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Rewrite the request so it is durable, then forward it.
+    Upgrade,
+    /// Refuse it with the error the client's protocol version understands.
+    Reject,
+    /// Forward unchanged; only record it.
+    Audit,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Upgrade => "upgrade",
+            Action::Reject => "reject",
+            Action::Audit => "audit",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Policies {
+    #[serde(default)]
+    pub produce_acks: ProduceAcks,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProduceAcks {
+    #[serde(default = "default_upgrade")]
+    pub action: Action,
+    #[serde(default)]
+    pub exempt: RawExemptions,
+}
+
+fn default_upgrade() -> Action {
+    Action::Upgrade
+}
+
+impl Default for ProduceAcks {
+    fn default() -> Self {
+        Self { action: Action::Upgrade, exempt: RawExemptions::default() }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RawExemptions {
+    #[serde(default)]
+    pub client_ids: Vec<Glob>,
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+    #[serde(default)]
+    pub topics: Vec<Glob>,
+}
+
+/// Exemptions with source ranges parsed.
+#[derive(Clone, Debug, Default)]
+pub struct Exemptions {
+    pub client_ids: Vec<Glob>,
+    pub source_cidrs: Vec<IpNet>,
+    pub topics: Vec<Glob>,
+}
+
+impl Exemptions {
+    pub fn client_exempt(&self, client_id: Option<&str>, peer: IpAddr) -> bool {
+        let by_id = client_id.is_some_and(|id| self.client_ids.iter().any(|g| g.matches(id)));
+        by_id || self.source_cidrs.iter().any(|n| n.contains(&peer))
+    }
+
+    pub fn topic_exempt(&self, topic: &str) -> bool {
+        self.topics.iter().any(|g| g.matches(topic))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditSink {
+    #[default]
+    Stdout,
+    File,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Audit {
+    #[serde(default)]
+    pub sink: AuditSink,
+    pub path: Option<PathBuf>,
+    /// Repeats of the same (client address, client id, rule, action) are summarised per window.
+    #[serde(default = "default_window")]
+    pub window_secs: u64,
+    /// Events waiting for the writer; beyond this they are dropped and counted, never blocking.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+}
+
+fn default_window() -> u64 {
+    60
+}
+
+fn default_queue() -> usize {
+    10_000
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self { sink: AuditSink::Stdout, path: None, window_secs: default_window(), queue_capacity: default_queue() }
+    }
+}
+
+/// A configuration that passed validation.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: Listen,
+    pub upstream: Upstream,
+    pub limits: Limits,
+    pub produce_acks: ProduceAcksRule,
+    pub audit: Audit,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProduceAcksRule {
+    pub action: Action,
+    pub exempt: Exemptions,
+}
+
+impl Config {
+    /// Listener port for a broker node id, or `None` when it falls outside 1..=65535.
+    pub fn port_for_node(&self, node_id: i32) -> Option<u16> {
+        if let Some(p) = self.listen.broker_ports.get(&node_id) {
+            return Some(*p);
+        }
+        let base = i64::from(self.listen.broker_port_base?);
+        u16::try_from(base.checked_add(i64::from(node_id))?).ok().filter(|p| *p != 0)
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors(vec![format!("cannot read {}: {e}", path.display())]))?;
+    parse(&text)
+}
+
+pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let de = serde_yaml::Deserializer::from_str(text);
+    let mut unknown = Vec::new();
+    let raw: Result<RawConfig, _> = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
+    errors.extend(unknown.into_iter().map(|p| format!("unknown key `{p}`")));
+    match raw {
+        Ok(raw) => {
+            let cfg = validate(raw, &mut errors);
+            if errors.is_empty() {
+                Ok(cfg)
+            } else {
+                Err(ConfigErrors(errors))
+            }
+        }
+        Err(e) => {
+            errors.push(e.to_string());
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+fn validate(raw: RawConfig, errors: &mut Vec<String>) -> Config {
+    let RawConfig { listen, upstream, limits, policies, audit } = raw;
+    if listen.advertised_host.trim().is_empty() {
+        errors.push("listen.advertised_host must not be empty".into());
+    }
+    if listen.bootstrap_port == 0 {
+        errors.push("listen.bootstrap_port must be a fixed port (1-65535): clients and restarts depend on it".into());
+    }
+    if listen.broker_port_base.is_none() && listen.broker_ports.is_empty() {
+        errors.push("listen needs broker_port_base or broker_ports: each broker gets its own proxy listener".into());
+    }
+    let mut seen_ports = BTreeMap::new();
+    seen_ports.insert(listen.bootstrap_port, "bootstrap_port".to_string());
+    for (node, port) in &listen.broker_ports {
+        if *port == 0 {
+            errors.push(format!("listen.broker_ports.{node} must not be 0"));
+        } else if let Some(other) = seen_ports.insert(*port, format!("broker_ports.{node}")) {
+            errors.push(format!("listen.broker_ports.{node} reuses port {port} of listen.{other}"));
+        }
+    }
+    if let Some(base) = listen.broker_port_base {
+        if base == 0 {
+            errors.push("listen.broker_port_base must not be 0".into());
+        }
+    }
+    if upstream.bootstrap_servers.is_empty() {
+        errors.push("upstream.bootstrap_servers must list at least one broker".into());
+    }
+    for s in &upstream.bootstrap_servers {
+        match s.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {}
+            _ => errors.push(format!("upstream.bootstrap_servers entry `{s}` is not host:port")),
+        }
+    }
+    if upstream.connect_timeout_ms == 0 {
+        errors.push("upstream.connect_timeout_ms must be above 0".into());
+    }
+    if !(1024..=1024 * 1024 * 1024).contains(&limits.max_frame_bytes) {
+        errors.push(format!("limits.max_frame_bytes {} must be between 1024 and 1073741824", limits.max_frame_bytes));
+    }
+    if limits.max_in_flight == 0 {
+        errors.push("limits.max_in_flight must be above 0".into());
+    }
+    let exempt = exemptions(&policies.produce_acks.exempt, "policies.produce_acks.exempt", errors);
+    match (audit.sink, &audit.path) {
+        (AuditSink::File, None) => errors.push("audit.path is required when audit.sink is file".into()),
+        (AuditSink::Stdout, Some(_)) => errors.push("audit.path is set but audit.sink is stdout: set sink: file".into()),
+        _ => {}
+    }
+    if audit.window_secs == 0 {
+        errors.push("audit.window_secs must be above 0".into());
+    }
+    if audit.queue_capacity == 0 {
+        errors.push("audit.queue_capacity must be above 0".into());
+    }
+    Config {
+        listen,
+        upstream,
+        limits,
+        produce_acks: ProduceAcksRule { action: policies.produce_acks.action, exempt },
+        audit,
+    }
+}
+
+fn exemptions(raw: &RawExemptions, at: &str, errors: &mut Vec<String>) -> Exemptions {
+    let mut source_cidrs = Vec::new();
+    for s in &raw.source_cidrs {
+        match s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)) {
+            Ok(n) => source_cidrs.push(n),
+            Err(_) => errors.push(format!("{at}.source_cidrs entry `{s}` is not an address or CIDR range")),
+        }
+    }
+    for (field, globs) in [("client_ids", &raw.client_ids), ("topics", &raw.topics)] {
+        if globs.iter().any(|g| g.as_str().is_empty()) {
+            errors.push(format!("{at}.{field} has an empty pattern"));
+        }
+    }
+    Exemptions { client_ids: raw.client_ids.clone(), source_cidrs, topics: raw.topics.clone() }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,99 @@
+//! Config parsing: defaults, every error at once, unknown keys, port mapping.
+
+use super::*;
+
+const MINIMAL: &str = "
+listen:
+  advertised_host: proxy.local
+  bootstrap_port: 19092
+  broker_port_base: 19100
+upstream:
+  bootstrap_servers: [\"broker:9092\"]
+";
+
+#[test]
+fn minimal_file_gets_documented_defaults() {
+    let cfg = parse(MINIMAL).expect("valid");
+    assert_eq!(cfg.listen.bind_host, "0.0.0.0");
+    assert_eq!(cfg.limits.max_frame_bytes, 100 * 1024 * 1024);
+    assert_eq!(cfg.produce_acks.action, Action::Upgrade);
+    assert_eq!(cfg.audit.sink, AuditSink::Stdout);
+    assert_eq!(cfg.audit.window_secs, 60);
+    assert_eq!(cfg.port_for_node(111), Some(19211));
+    assert_eq!(cfg.port_for_node(60_000), None, "past 65535 has no listener");
+}
+
+#[test]
+fn explicit_port_map_wins_over_base() {
+    let text = format!("{MINIMAL}\n");
+    let text = text.replace("broker_port_base: 19100", "broker_port_base: 19100\n  broker_ports: {111: 29092}");
+    let cfg = parse(&text).expect("valid");
+    assert_eq!(cfg.port_for_node(111), Some(29092));
+    assert_eq!(cfg.port_for_node(1), Some(19101));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = "
+listen:
+  advertised_host: ''
+  bootstrap_port: 19092
+  colour: blue
+upstream:
+  bootstrap_servers: [\"nohost\", \"h:0\"]
+  extra: 1
+limits:
+  max_frame_bytes: 10
+policies:
+  produce_acks:
+    action: upgrade
+    exempt:
+      source_cidrs: [\"10.0.0.0/33\", \"not-an-ip\"]
+      client_ids: [\"\"]
+audit:
+  sink: file
+";
+    let errs = parse(text).expect_err("invalid").0;
+    let joined = errs.join("\n");
+    for want in [
+        "unknown key `listen.colour`",
+        "unknown key `upstream.extra`",
+        "advertised_host must not be empty",
+        "broker_port_base or broker_ports",
+        "`nohost` is not host:port",
+        "`h:0` is not host:port",
+        "max_frame_bytes 10",
+        "`10.0.0.0/33` is not an address",
+        "`not-an-ip` is not an address",
+        "client_ids has an empty pattern",
+        "audit.path is required",
+    ] {
+        assert!(joined.contains(want), "missing `{want}` in:\n{joined}");
+    }
+    assert_eq!(errs.len(), 11, "{joined}");
+}
+
+#[test]
+fn bad_action_is_named() {
+    let text = format!("{MINIMAL}policies:\n  produce_acks:\n    action: drop\n");
+    let errs = parse(&text).expect_err("invalid").0;
+    assert!(errs.iter().any(|e| e.contains("unknown variant `drop`")), "{errs:?}");
+}
+
+#[test]
+fn exemptions_match_client_source_and_topic() {
+    let text = format!(
+        "{MINIMAL}policies:\n  produce_acks:\n    action: reject\n    exempt:\n      client_ids: ['metrics-*']\n      source_cidrs: ['10.1.0.0/16', '192.168.7.7']\n      topics: ['scratch.*']\n"
+    );
+    let cfg = parse(&text).expect("valid");
+    let ex = &cfg.produce_acks.exempt;
+    let lan: IpAddr = "10.1.2.3".parse().expect("ip");
+    let other: IpAddr = "10.2.0.1".parse().expect("ip");
+    assert!(ex.client_exempt(Some("metrics-agent"), other));
+    assert!(!ex.client_exempt(Some("billing"), other));
+    assert!(!ex.client_exempt(None, other));
+    assert!(ex.client_exempt(None, lan));
+    assert!(ex.client_exempt(None, "192.168.7.7".parse().expect("ip")));
+    assert!(ex.topic_exempt("scratch.tmp"));
+    assert!(!ex.topic_exempt("orders"));
+}

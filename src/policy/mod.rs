@@ -1,0 +1,3 @@
+//! Policy rules: pure functions from a decoded (or peeked) request to a decision. No I/O here;
+//! the session applies decisions, the audit module records them.
+pub mod produce;
