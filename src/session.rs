@@ -1,0 +1,428 @@
+//! One client connection and its broker connection. The request side peeks each frame's header,
+//! applies policy, patches or answers it, and forwards the original buffer; the response side
+//! pairs broker responses with requests in order, rewrites addresses, drops responses the client
+//! never asked for, and slots in the proxy's own responses at their turn.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::audit::Event;
+use crate::codec::{self, RequestHeader};
+use crate::config::Action;
+use crate::error::SessionError;
+use crate::inflight::{Disposition, Pending};
+use crate::io::{FrameReader, FrameWriter, ReadError};
+use crate::policy::produce::{self as acks_rule, AcksDecision, AcksInput, ACKS_ALL};
+use crate::rewrite::{addresses, api_versions, produce_response, tail, Rewritten};
+use crate::server::Proxy;
+use crate::topology::Target;
+
+/// INVALID_REQUIRED_ACKS: permanent in every client, never retried.
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+
+/// Serves one accepted client connection until either side closes or fails.
+pub async fn run(proxy: Arc<Proxy>, client: TcpStream, peer: SocketAddr, target: Target) {
+    let _ = client.set_nodelay(true);
+    let broker = match connect(&proxy, target).await {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(%peer, side = %e.side(), error = %e, "closing client connection");
+            return;
+        }
+    };
+    let (cr, cw) = client.into_split();
+    let (br, bw) = broker.into_split();
+    let max = proxy.config().limits.max_frame_bytes;
+    let (tx, rx) = mpsc::channel(proxy.config().limits.max_in_flight);
+    let requests = Requests { proxy: &proxy, peer, reader: FrameReader::new(cr, max), writer: FrameWriter::new(bw), tx };
+    let responses = Responses {
+        proxy: &proxy,
+        peer,
+        reader: FrameReader::new(br, max),
+        writer: FrameWriter::new(cw),
+        rx,
+        queue: VecDeque::new(),
+        maybe: Vec::new(),
+    };
+    match serve(requests, responses).await {
+        Ok(()) => debug!(%peer, "connection closed"),
+        Err(e) => warn!(%peer, side = %e.side(), error = %e, "closing client connection"),
+    }
+}
+
+async fn serve<CR, BW, BR, CW>(requests: Requests<'_, CR, BW>, responses: Responses<'_, BR, CW>) -> Result<(), SessionError>
+where
+    CR: AsyncRead + Unpin,
+    BW: AsyncWrite + Unpin,
+    BR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+{
+    let req = requests.run();
+    let resp = responses.run();
+    tokio::pin!(req, resp);
+    tokio::select! {
+        r = &mut req => match r {
+            // The request side queued a Close: let the responses before it go out first.
+            Ok(Ended::Closing) => resp.await,
+            Ok(Ended::ClientEof) => Ok(()),
+            Err(e) => Err(e),
+        },
+        r = &mut resp => r,
+    }
+}
+
+async fn connect(proxy: &Proxy, target: Target) -> Result<TcpStream, SessionError> {
+    let addrs = match target {
+        Target::Bootstrap => proxy.config().upstream.bootstrap_servers.clone(),
+        Target::Node(id) => vec![proxy
+            .topology()
+            .broker(id)
+            .ok_or_else(|| SessionError::Proxy(format!("no known address for broker node {id}")))?],
+    };
+    let timeout = Duration::from_millis(proxy.config().upstream.connect_timeout_ms);
+    let mut last = SessionError::Proxy("no upstream address".into());
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(Err(e)) => last = SessionError::BrokerConnect { addr, reason: e.to_string() },
+            Err(_) => last = SessionError::BrokerConnect { addr, reason: format!("timed out after {timeout:?}") },
+        }
+    }
+    Err(last)
+}
+
+enum Ended {
+    ClientEof,
+    Closing,
+}
+
+/// What to do with one client request.
+enum Step {
+    /// Forward these bytes and expect this.
+    Forward(Bytes, Pending),
+    /// Do not forward; queue this (a local response or a close).
+    Answer(Pending),
+}
+
+struct Requests<'a, R, W> {
+    proxy: &'a Arc<Proxy>,
+    peer: SocketAddr,
+    reader: FrameReader<R>,
+    writer: FrameWriter<W>,
+    tx: mpsc::Sender<Pending>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
+    async fn run(mut self) -> Result<Ended, SessionError> {
+        loop {
+            let frame = match self.reader.next().await {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(Ended::ClientEof),
+                Err(ReadError::Io(e)) => return Err(SessionError::ClientIo(e)),
+                Err(ReadError::Frame(e)) => return Err(SessionError::ClientFrame(e)),
+            };
+            if self.handle(frame).await? {
+                self.flush().await?;
+                return Ok(Ended::Closing);
+            }
+            // Forward everything already buffered before one flush: fewer syscalls under load.
+            while let Some(frame) = self.reader.buffered().map_err(SessionError::ClientFrame)? {
+                if self.handle(frame).await? {
+                    self.flush().await?;
+                    return Ok(Ended::Closing);
+                }
+            }
+            self.flush().await?;
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), SessionError> {
+        self.writer.flush().await.map_err(SessionError::BrokerIo)
+    }
+
+    /// Handles one request; true when the connection is to be closed after what is queued.
+    async fn handle(&mut self, frame: BytesMut) -> Result<bool, SessionError> {
+        let header = codec::peek_request_header(&frame).ok_or_else(|| SessionError::Client("malformed request header".into()))?;
+        let step = self.decide(frame, &header)?;
+        let closing = matches!(step, Step::Answer(Pending::Close));
+        let (bytes, pending) = match step {
+            Step::Forward(bytes, pending) => (Some(bytes), pending),
+            Step::Answer(pending) => (None, pending),
+        };
+        // The response side must know about a request before the broker can answer it.
+        self.tx.send(pending).await.map_err(|_| SessionError::Proxy("response side ended".into()))?;
+        if let Some(bytes) = bytes {
+            self.writer.push(bytes);
+        }
+        Ok(closing)
+    }
+
+    fn decide(&self, frame: BytesMut, h: &RequestHeader) -> Result<Step, SessionError> {
+        let expect = |d| Pending::Expect { correlation_id: h.correlation_id, api_version: h.api_version, disposition: d };
+        let api = h.known_api();
+        if api == Some(ApiKey::ApiVersions) && !api_versions::allowed(h.api_key, h.api_version) {
+            let answer = api_versions::unsupported_version(h.correlation_id).map_err(|e| SessionError::Proxy(e.to_string()))?;
+            return Ok(Step::Answer(Pending::Local(answer)));
+        }
+        let Some(api) = api.filter(|_| api_versions::allowed(h.api_key, h.api_version)) else {
+            // Not advertised by the proxy: a client that sends it anyway is misbehaving, and the
+            // response might name brokers the proxy cannot rewrite. Brokers also close here.
+            return Err(SessionError::Client(format!(
+                "API key {} version {} is not offered by the proxy (see ApiVersions)",
+                h.api_key, h.api_version
+            )));
+        };
+        let d = match api {
+            ApiKey::Produce => return self.produce(frame, h),
+            ApiKey::Metadata => Disposition::Metadata,
+            ApiKey::FindCoordinator => Disposition::FindCoordinator,
+            ApiKey::DescribeCluster => Disposition::DescribeCluster,
+            ApiKey::ApiVersions => Disposition::ApiVersions,
+            ApiKey::Fetch if h.api_version >= 16 => Disposition::FetchTail,
+            _ => Disposition::Forward,
+        };
+        Ok(Step::Forward(frame.freeze(), expect(d)))
+    }
+
+    fn produce(&self, mut frame: BytesMut, h: &RequestHeader) -> Result<Step, SessionError> {
+        let head = codec::peek_produce(&frame, h).ok_or_else(|| SessionError::Client("malformed Produce request".into()))?;
+        let answered = |d| Pending::Expect { correlation_id: h.correlation_id, api_version: h.api_version, disposition: d };
+        let normal = || if h.api_version >= 10 { Disposition::ProduceTail } else { Disposition::Forward };
+        if !matches!(head.acks, 0 | 1) {
+            return Ok(Step::Forward(frame.freeze(), answered(normal())));
+        }
+        let topics = codec::produce_topics(&frame, h, &head).ok_or_else(|| SessionError::Client("malformed Produce topic data".into()))?;
+        let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        let client_id = h.client_id(&frame).map(str::to_owned);
+        let cfg = self.proxy.config();
+        let decision = acks_rule::judge(
+            &cfg.produce_acks,
+            &AcksInput { acks: head.acks, client_id: client_id.as_deref(), peer: self.peer.ip(), topics: &names },
+        );
+        let event = |action: &'static str, detail: serde_json::Value| Event {
+            at: SystemTime::now(),
+            event: "weak_acks",
+            rule: acks_rule::RULE,
+            action,
+            client_addr: self.peer,
+            client_id: client_id.clone(),
+            api: "Produce",
+            api_version: h.api_version,
+            topics: names.iter().map(|s| (*s).to_owned()).collect(),
+            detail,
+        };
+        let unchanged = |frame: BytesMut| {
+            let p = if head.acks == 0 { Pending::MaybeAnswered { correlation_id: h.correlation_id } } else { answered(normal()) };
+            Step::Forward(frame.freeze(), p)
+        };
+        let audit = &self.proxy.audit;
+        match decision {
+            AcksDecision::Allow => Ok(unchanged(frame)),
+            AcksDecision::Exempt => {
+                audit.record(event("exempt", serde_json::json!({ "acks": head.acks })));
+                Ok(unchanged(frame))
+            }
+            AcksDecision::Enforce(Action::Audit) => {
+                audit.record(event("audit", serde_json::json!({ "acks": head.acks })));
+                Ok(unchanged(frame))
+            }
+            AcksDecision::Enforce(Action::Upgrade) => {
+                codec::patch_acks(&mut frame, &head, ACKS_ALL).ok_or_else(|| SessionError::Proxy("acks patch out of range".into()))?;
+                let ev = event("upgrade", serde_json::json!({ "acks_from": head.acks, "acks_to": ACKS_ALL }));
+                if head.acks == 0 {
+                    let mut template = ev.clone();
+                    template.event = "unseen_produce_error";
+                    template.action = "close";
+                    audit.record(ev);
+                    Ok(Step::Forward(frame.freeze(), answered(Disposition::Swallow(Box::new(template)))))
+                } else {
+                    audit.record(ev);
+                    Ok(Step::Forward(frame.freeze(), answered(normal())))
+                }
+            }
+            AcksDecision::Enforce(Action::Reject) => {
+                if head.acks == 0 {
+                    audit.record(event(
+                        "reject",
+                        serde_json::json!({ "acks": 0, "outcome": "connection closed: an acks=0 request cannot be answered" }),
+                    ));
+                    return Ok(Step::Answer(Pending::Close));
+                }
+                let message = format!(
+                    "durability proxy rule {}: acks={} is not allowed, producers must use acks=all (-1)",
+                    acks_rule::RULE,
+                    head.acks
+                );
+                let answer = produce_response::rejection(h.api_version, h.correlation_id, &topics, INVALID_REQUIRED_ACKS, &message)
+                    .map_err(|e| SessionError::Proxy(format!("cannot encode Produce rejection: {e}")))?;
+                audit.record(event("reject", serde_json::json!({ "acks": head.acks, "error_code": INVALID_REQUIRED_ACKS })));
+                Ok(Step::Answer(Pending::Local(answer)))
+            }
+        }
+    }
+}
+
+struct Responses<'a, R, W> {
+    proxy: &'a Arc<Proxy>,
+    peer: SocketAddr,
+    reader: FrameReader<R>,
+    writer: FrameWriter<W>,
+    rx: mpsc::Receiver<Pending>,
+    queue: VecDeque<Pending>,
+    /// Correlation ids of acks=0 requests forwarded unchanged, whose response may or may not come.
+    maybe: Vec<i32>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
+    async fn run(mut self) -> Result<(), SessionError> {
+        loop {
+            if self.drain_front() {
+                self.flush().await?;
+                self.writer.shutdown().await;
+                return Ok(());
+            }
+            self.flush().await?;
+            tokio::select! {
+                biased;
+                p = self.rx.recv() => match p {
+                    Some(p) => self.queue.push_back(p),
+                    None => return Ok(()),
+                },
+                frame = self.reader.next() => {
+                    let frame = match frame {
+                        Ok(Some(f)) => f,
+                        Ok(None) => return Err(SessionError::Broker("broker closed the connection".into())),
+                        Err(ReadError::Io(e)) => return Err(SessionError::BrokerIo(e)),
+                        Err(ReadError::Frame(e)) => return Err(SessionError::BrokerFrame(e)),
+                    };
+                    if let Err(e) = self.responses(frame) {
+                        // What was answered before the failure still reaches the client.
+                        let _ = self.flush().await;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), SessionError> {
+        if self.writer.has_pending() {
+            self.writer.flush().await.map_err(SessionError::ClientIo)?;
+        }
+        Ok(())
+    }
+
+    /// Sends local responses and notes maybe-answered requests at the head of the queue, up to
+    /// the first request that awaits the broker. True when a Close was reached.
+    fn drain_front(&mut self) -> bool {
+        loop {
+            while let Ok(p) = self.rx.try_recv() {
+                self.queue.push_back(p);
+            }
+            match self.queue.front() {
+                Some(Pending::Local(_)) => {
+                    if let Some(Pending::Local(b)) = self.queue.pop_front() {
+                        self.writer.push(b);
+                    }
+                }
+                Some(Pending::MaybeAnswered { correlation_id }) => {
+                    self.maybe.push(*correlation_id);
+                    self.queue.pop_front();
+                }
+                Some(Pending::Close) => return true,
+                Some(Pending::Expect { .. }) | None => return false,
+            }
+        }
+    }
+
+    /// Handles a broker frame and any others already buffered behind it.
+    fn responses(&mut self, frame: BytesMut) -> Result<(), SessionError> {
+        self.response(frame)?;
+        while let Some(frame) = self.reader.buffered().map_err(SessionError::BrokerFrame)? {
+            self.response(frame)?;
+        }
+        Ok(())
+    }
+
+    fn response(&mut self, frame: BytesMut) -> Result<(), SessionError> {
+        let corr = codec::peek_response_correlation(&frame).ok_or_else(|| SessionError::Broker("response shorter than its header".into()))?;
+        if let Some(i) = self.maybe.iter().position(|c| *c == corr) {
+            // Answer to an unchanged acks=0 request (tansu answers them; Kafka does not).
+            self.maybe.drain(..=i);
+            return Ok(());
+        }
+        if self.drain_front() {
+            return Err(SessionError::Proxy("close queued before a pending broker response".into()));
+        }
+        let Some(Pending::Expect { correlation_id, api_version, disposition }) = self.queue.pop_front() else {
+            return Err(SessionError::Broker(format!("response with correlation id {corr} to no pending request")));
+        };
+        if correlation_id != corr {
+            return Err(SessionError::Broker(format!("response with correlation id {corr} where {correlation_id} was due")));
+        }
+        // Responses come in order: any acks=0 request before this one will never be answered now.
+        self.maybe.clear();
+        let eps = self.proxy.endpoints();
+        let frame = frame.freeze();
+        let out = match disposition {
+            Disposition::Forward => Rewritten::Whole(frame),
+            Disposition::Metadata => Rewritten::Whole(addresses::metadata(&frame, api_version, &eps)?),
+            Disposition::FindCoordinator => Rewritten::Whole(addresses::find_coordinator(&frame, api_version, &eps)?),
+            Disposition::DescribeCluster => Rewritten::Whole(addresses::describe_cluster(&frame, api_version, &eps)?),
+            Disposition::ApiVersions => Rewritten::Whole(api_versions::rewrite(&frame, api_version)?.unwrap_or(frame)),
+            Disposition::ProduceTail => {
+                let off = produce_response::scan(&frame, api_version)
+                    .and_then(|s| s.tagged_offset)
+                    .ok_or_else(|| SessionError::Broker(format!("undecodable Produce v{api_version} response")))?;
+                tail::rewrite(&frame, off, tail::TailApi::Produce, api_version, &eps)?.unwrap_or(Rewritten::Whole(frame))
+            }
+            Disposition::FetchTail => {
+                let off = tail::fetch_tagged_offset(&frame, api_version)
+                    .ok_or_else(|| SessionError::Broker(format!("undecodable Fetch v{api_version} response")))?;
+                tail::rewrite(&frame, off, tail::TailApi::Fetch, api_version, &eps)?.unwrap_or(Rewritten::Whole(frame))
+            }
+            Disposition::Swallow(template) => return self.swallow(&frame, api_version, *template),
+        };
+        match out {
+            Rewritten::Whole(b) => self.writer.push(b),
+            Rewritten::Pieces(p) => p.into_iter().for_each(|b| self.writer.push(b)),
+        }
+        Ok(())
+    }
+
+    /// The response to an acks=0 request the proxy upgraded: the client never sees it.
+    fn swallow(&mut self, frame: &[u8], version: i16, mut event: Event) -> Result<(), SessionError> {
+        let scan = produce_response::scan(frame, version).ok_or_else(|| SessionError::Broker(format!("undecodable Produce v{version} response")))?;
+        if scan.errors.is_empty() {
+            return Ok(());
+        }
+        let errors: Vec<_> = scan
+            .errors
+            .iter()
+            .map(|e| serde_json::json!({ "topic": e.topic, "partition": e.partition, "error_code": e.error_code, "error_message": e.message }))
+            .collect();
+        info!(peer = %self.peer, errors = errors.len(), "broker rejected an upgraded acks=0 produce; closing the client connection as a broker would");
+        event.at = SystemTime::now();
+        event.detail = serde_json::json!({
+            "acks_from": 0, "acks_to": ACKS_ALL, "errors": errors,
+            "outcome": "client connection closed so the producer refreshes metadata",
+        });
+        self.proxy.audit.record(event);
+        Err(SessionError::Proxy(format!(
+            "{} partition error(s) on an upgraded acks=0 request; closed like a broker does",
+            scan.errors.len()
+        )))
+    }
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Drives real Kafka clients (confluent-kafka / librdkafka, kafka-python) for the tests and the
+demo. Each subcommand prints one JSON object on stdout and exits 0 when the client call itself
+completed (its Kafka errors are data in the JSON, for the caller to assert on)."""
+
+import argparse
+import json
+import sys
+import time
+
+
+def out(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def produce_confluent(a):
+    from confluent_kafka import Producer
+
+    conf = {
+        "bootstrap.servers": a.bootstrap,
+        "client.id": a.client_id,
+        "acks": a.acks,
+        "linger.ms": 0,
+        "enable.idempotence": False,
+        "retries": 0,
+        "message.timeout.ms": 15000,
+        "api.version.request": True,
+    }
+    p = Producer(conf)
+    delivered, errors = [], []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append({"code": err.code(), "name": err.name(), "str": err.str()})
+        else:
+            delivered.append(msg.value().decode())
+
+    for i in range(a.count):
+        p.produce(a.topic, value=f"{a.prefix}-{i}".encode(), on_delivery=report)
+        if a.one_per_request:
+            p.flush(15)
+    p.flush(15)
+    out({"delivered": len(delivered), "errors": errors})
+
+
+def produce_kafka_python(a):
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    acks = {"all": "all", "-1": "all", "0": 0, "1": 1}[a.acks]
+    p = KafkaProducer(bootstrap_servers=a.bootstrap, client_id=a.client_id, acks=acks, retries=0, linger_ms=0,
+                      request_timeout_ms=15000, max_block_ms=15000)
+    delivered, errors = 0, []
+    for i in range(a.count):
+        fut = p.send(a.topic, value=f"{a.prefix}-{i}".encode())
+        if a.one_per_request or i == a.count - 1:
+            try:
+                fut.get(timeout=15)
+                delivered += 1 if a.one_per_request else a.count
+            except KafkaError as e:
+                errors.append({"name": type(e).__name__, "str": str(e)})
+    p.flush(15)
+    p.close(5)
+    out({"delivered": delivered, "errors": errors})
+
+
+def consume(a):
+    from confluent_kafka import Consumer
+
+    c = Consumer({
+        "bootstrap.servers": a.bootstrap,
+        "group.id": a.group,
+        "client.id": a.client_id,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    c.subscribe([a.topic])
+    values, deadline = [], time.time() + a.timeout
+    while len(values) < a.expect and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        values.append(m.value().decode())
+    c.close()
+    out({"count": len(values), "values": values})
+
+
+def create_topic(a):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": a.bootstrap, "client.id": a.client_id})
+    futs = admin.create_topics([NewTopic(a.topic, num_partitions=a.partitions, replication_factor=a.rf)])
+    result = {}
+    for name, f in futs.items():
+        try:
+            f.result(15)
+            result[name] = "ok"
+        except Exception as e:  # the error is the data
+            result[name] = str(e)
+    out(result)
+
+
+def metadata(a):
+    """Brokers as each client library learns them through the bootstrap address."""
+    if a.lib == "confluent":
+        from confluent_kafka.admin import AdminClient
+
+        md = AdminClient({"bootstrap.servers": a.bootstrap}).list_topics(timeout=15)
+        brokers = sorted(f"{b.host}:{b.port}" for b in md.brokers.values())
+        out({"brokers": brokers, "topics": sorted(md.topics)})
+    else:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=a.bootstrap, request_timeout_ms=15000)
+        cluster = admin.describe_cluster()
+        brokers = sorted(f"{b['host']}:{b['port']}" for b in cluster["brokers"])
+        admin.close()
+        out({"brokers": brokers})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("produce", "consume", "create-topic", "metadata"):
+        s = sub.add_parser(name)
+        s.add_argument("--bootstrap", required=True)
+        s.add_argument("--topic", default="t")
+        s.add_argument("--client-id", default="kclient")
+        s.add_argument("--lib", choices=["confluent", "kafka-python"], default="confluent")
+    p = sub.choices["produce"]
+    p.add_argument("--acks", default="all")
+    p.add_argument("--count", type=int, default=10)
+    p.add_argument("--prefix", default="m")
+    p.add_argument("--one-per-request", action="store_true", help="flush after each record: one Produce request each")
+    c = sub.choices["consume"]
+    c.add_argument("--group", default="kclient-group")
+    c.add_argument("--expect", type=int, required=True)
+    c.add_argument("--timeout", type=float, default=30)
+    t = sub.choices["create-topic"]
+    t.add_argument("--partitions", type=int, default=1)
+    t.add_argument("--rf", type=int, default=1)
+    a = ap.parse_args()
+    if a.cmd == "produce":
+        (produce_confluent if a.lib == "confluent" else produce_kafka_python)(a)
+    elif a.cmd == "consume":
+        consume(a)
+    elif a.cmd == "create-topic":
+        create_topic(a)
+    else:
+        metadata(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

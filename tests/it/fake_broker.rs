@@ -1,0 +1,292 @@
+//! Against a scripted fake broker: what tansu never produces (several brokers, batched
+//! FindCoordinator, KIP-951 endpoints, errors behind swallowed acks=0 responses, no answer to
+//! acks=0 as Apache Kafka does, slow responses that a local answer must wait behind).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_durability_proxy::codec::SIZE_LEN;
+use kafka_durability_proxy::frames;
+use kafka_durability_proxy::rewrite::produce_response;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+use crate::support::fake::{FakeBroker, RawClient, Reply, Script};
+use crate::support::{free_port, wait_for_port, Proxy};
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+/// A base port with base+1..=base+8 free, for node listeners.
+fn free_base() -> u16 {
+    for _ in 0..200 {
+        let base = 20_000 + (free_port() % 30_000);
+        if (1..=8).all(|n| std::net::TcpListener::bind(("127.0.0.1", base + n)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+fn decode<M: Decodable>(frame: &Bytes, api: ApiKey, version: i16) -> M {
+    let mut body = frame.slice(SIZE_LEN + frames::response_header_len(api, version)..);
+    M::decode(&mut body, version).expect("decode response")
+}
+
+fn corr(frame: &Bytes) -> i32 {
+    i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]])
+}
+
+fn produce_req(version: i16, acks: i16, client: &str, corr: i32) -> Bytes {
+    let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(TopicName(s("orders")))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from_static(&[7; 70])))])]);
+    frames::request(ApiKey::Produce, version, corr, Some(client), &req).expect("encode")
+}
+
+fn metadata_req(corr: i32, client: &str) -> Bytes {
+    frames::request(ApiKey::Metadata, 12, corr, Some(client), &MetadataRequest::default().with_topics(Some(vec![]))).expect("encode")
+}
+
+/// The fake cluster: nodes 1..=3 on the fake's ports; node 4 appears only in KIP-951 endpoints.
+fn cluster_script() -> impl Fn(&[u16]) -> Script {
+    |ports: &[u16]| {
+        let ports = ports.to_vec();
+        Arc::new(move |_port, h, _frame| {
+            let v = h.api_version;
+            match h.api_key {
+                18 => {
+                    let keys = [(0, 0, 13), (1, 4, 17), (3, 0, 12), (10, 0, 6), (18, 0, 4), (60, 0, 1), (12_345, 0, 1)];
+                    let body = ApiVersionsResponse::default().with_api_keys(
+                        keys.iter().map(|(k, a, b)| ApiVersion::default().with_api_key(*k).with_min_version(*a).with_max_version(*b)).collect(),
+                    );
+                    Reply::Frame(frames::response(ApiKey::ApiVersions, v, h.correlation_id, &body).expect("enc"))
+                }
+                3 => {
+                    let brokers = (1..=3)
+                        .map(|n| MetadataResponseBroker::default().with_node_id(BrokerId(n)).with_host(s("127.0.0.1")).with_port(i32::from(ports[n as usize - 1])))
+                        .collect();
+                    let body = MetadataResponse::default().with_brokers(brokers).with_controller_id(BrokerId(1));
+                    Reply::Frame(frames::response(ApiKey::Metadata, v, h.correlation_id, &body).expect("enc"))
+                }
+                10 => {
+                    let body = FindCoordinatorResponse::default().with_coordinators(vec![
+                        Coordinator::default().with_key(s("group-a")).with_node_id(BrokerId(2)).with_host(s("127.0.0.1")).with_port(i32::from(ports[1])),
+                        Coordinator::default().with_key(s("group-b")).with_node_id(BrokerId(-1)).with_error_code(15),
+                    ]);
+                    Reply::Frame(frames::response(ApiKey::FindCoordinator, v, h.correlation_id, &body).expect("enc"))
+                }
+                _ => Reply::Nothing,
+            }
+        })
+    }
+}
+
+/// Script answering Produce by the client id: `err` fails the partition, `kip951` reports a new
+/// leader on node 4, `slow` is answered after a delay, acks=0 unchanged gets no answer.
+fn with_produce(ports: Vec<u16>) -> Script {
+    let base = cluster_script()(&ports);
+    Arc::new(move |port, h, frame| {
+        if h.api_key == 3 && h.client_id(frame) == Some("slow") {
+            if let Reply::Frame(b) = base(port, h, frame) {
+                return Reply::After(Duration::from_millis(400), b);
+            }
+        }
+        if h.api_key != 0 {
+            return base(port, h, frame);
+        }
+        let v = h.api_version;
+        let acks = kafka_durability_proxy::codec::peek_produce(frame, h).map(|p| p.acks);
+        if acks == Some(0) {
+            return Reply::Nothing;
+        }
+        let client = h.client_id(frame).unwrap_or_default();
+        let mut part = PartitionProduceResponse::default().with_index(0).with_base_offset(42);
+        let mut body = ProduceResponse::default();
+        match client {
+            "err" => part = part.with_error_code(6).with_error_message(Some(s("This server is not the leader"))),
+            "kip951" => {
+                part = part.with_error_code(6);
+                body = body.with_node_endpoints(vec![NodeEndpoint::default().with_node_id(BrokerId(4)).with_host(s("127.0.0.1")).with_port(i32::from(ports[0]))]);
+            }
+            _ => {}
+        }
+        let body = body.with_responses(vec![TopicProduceResponse::default().with_name(TopicName(s("orders"))).with_partition_responses(vec![part])]);
+        Reply::Frame(frames::response(ApiKey::Produce, v, h.correlation_id, &body).expect("enc"))
+    })
+}
+
+struct Cluster {
+    fake: FakeBroker,
+    proxy: Proxy,
+    base: u16,
+    _dir: tempfile::TempDir,
+}
+
+fn cluster(policies: &str) -> Cluster {
+    let dir = tempfile::tempdir().expect("dir");
+    // Ports are known only after binding, so the script reads them from a cell filled just after.
+    let cell: Arc<std::sync::OnceLock<Vec<u16>>> = Arc::new(std::sync::OnceLock::new());
+    let c2 = cell.clone();
+    let script: Script = Arc::new(move |port, h, frame| with_produce(c2.get().cloned().unwrap_or_default())(port, h, frame));
+    let fake = FakeBroker::start(3, script);
+    let _ = cell.set(fake.ports.clone());
+    let base = free_base();
+    let bootstrap = free_port();
+    let cfg = format!(
+        "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_port_base: {base}\n\
+         upstream:\n  bootstrap_servers: [\"127.0.0.1:{}\"]\n\
+         audit:\n  sink: file\n  path: {}\n  window_secs: 1\n{policies}",
+        fake.ports[0],
+        dir.path().join("audit.jsonl").display()
+    );
+    let proxy = Proxy::start_with_config(dir.path(), bootstrap, &cfg);
+    Cluster { fake, proxy, base, _dir: dir }
+}
+
+#[test]
+fn discovery_gives_every_broker_a_listener_and_metadata_names_only_them() {
+    let c = cluster("");
+    for n in 1..=3 {
+        wait_for_port(c.base + n, "node listener from discovery");
+    }
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    client.send(&metadata_req(7, "app"));
+    let resp = client.recv().expect("metadata response");
+    assert_eq!(corr(&resp), 7);
+    let m: MetadataResponse = decode(&resp, ApiKey::Metadata, 12);
+    let got: Vec<_> = m.brokers.iter().map(|b| (b.node_id.0, b.host.to_string(), b.port)).collect();
+    let want: Vec<_> = (1..=3).map(|n| (n, "127.0.0.1".to_string(), i32::from(c.base) + n)).collect();
+    assert_eq!(got, want);
+    // A node listener reaches exactly that broker.
+    let mut node2 = RawClient::connect(c.base + 2);
+    node2.send(&metadata_req(8, "app"));
+    assert!(node2.recv().is_some());
+    assert!(c.fake.got().iter().any(|g| g.listener_port == c.fake.ports[1]), "node 2's listener reached node 2");
+}
+
+#[test]
+fn batched_find_coordinator_is_rewritten() {
+    let c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    let req = FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![s("group-a"), s("group-b")]);
+    client.send(&frames::request(ApiKey::FindCoordinator, 4, 3, Some("app"), &req).expect("enc"));
+    let resp = client.recv().expect("response");
+    let m: FindCoordinatorResponse = decode(&resp, ApiKey::FindCoordinator, 4);
+    let got: Vec<_> = m.coordinators.iter().map(|c| (c.key.to_string(), c.host.to_string(), c.port, c.error_code)).collect();
+    assert_eq!(got, vec![("group-a".into(), "127.0.0.1".into(), i32::from(c.base) + 2, 0), ("group-b".into(), "".into(), 0, 15)]);
+}
+
+#[test]
+fn kip951_endpoints_are_rewritten_and_a_new_node_gets_its_listener() {
+    let c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    client.send(&produce_req(10, -1, "kip951", 5));
+    let resp = client.recv().expect("produce response");
+    let m: ProduceResponse = decode(&resp, ApiKey::Produce, 10);
+    let eps: Vec<_> = m.node_endpoints.iter().map(|e| (e.node_id.0, e.host.to_string(), e.port)).collect();
+    assert_eq!(eps, vec![(4, "127.0.0.1".into(), i32::from(c.base) + 4)]);
+    assert_eq!(m.responses[0].partition_responses[0].error_code, 6);
+    wait_for_port(c.base + 4, "listener for node 4, first seen in a KIP-951 endpoint");
+}
+
+#[test]
+fn upgraded_acks0_with_an_error_is_audited_and_the_client_disconnected() {
+    let mut c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    client.send(&produce_req(9, 0, "err", 1));
+    assert!(client.recv().is_none(), "the client gets no response to acks=0 and its connection closes");
+    assert!(c.fake.got().iter().any(|g| g.api_key == 0 && g.acks == Some(-1)), "broker saw acks=-1");
+    c.proxy.stop();
+    let lines = c.proxy.audit();
+    let unseen = lines.iter().find(|l| l["event"] == "unseen_produce_error").unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(unseen["action"], "close");
+    assert_eq!(unseen["detail"]["errors"][0]["error_code"], 6);
+    assert_eq!(unseen["detail"]["errors"][0]["error_message"], "This server is not the leader");
+    assert_eq!(unseen["client_id"], "err");
+}
+
+#[test]
+fn upgraded_acks0_success_is_swallowed_and_order_kept() {
+    let c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    let mut batch = Vec::new();
+    batch.extend_from_slice(&produce_req(9, 0, "ok", 1));
+    batch.extend_from_slice(&produce_req(3, 0, "ok", 2));
+    batch.extend_from_slice(&metadata_req(3, "ok"));
+    client.send(&batch);
+    let resp = client.recv().expect("metadata");
+    assert_eq!(corr(&resp), 3, "the only response is Metadata's: acks=0 responses are dropped");
+    assert!(client.closed() || client.recv().is_none());
+}
+
+#[test]
+fn a_local_rejection_waits_behind_a_slow_broker_response() {
+    let c = cluster("policies:\n  produce_acks:\n    action: reject\n");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    let mut batch = Vec::new();
+    batch.extend_from_slice(&metadata_req(1, "slow"));
+    batch.extend_from_slice(&produce_req(9, 1, "slow", 2));
+    client.send(&batch);
+    let first = client.recv().expect("first");
+    let second = client.recv().expect("second");
+    assert_eq!((corr(&first), corr(&second)), (1, 2), "responses in request order");
+    let scan = produce_response::scan(&second, 9).expect("produce response");
+    assert_eq!(scan.errors[0].error_code, 21);
+    assert!(scan.errors[0].message.as_deref().is_some_and(|m| m.contains("produce_acks") && m.contains("acks=all")));
+    assert!(!c.fake.got().iter().any(|g| g.api_key == 0), "the broker never saw the rejected Produce");
+}
+
+#[test]
+fn acks0_forwarded_unchanged_to_a_broker_that_never_answers_it() {
+    let c = cluster("policies:\n  produce_acks:\n    action: audit\n");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    client.send(&produce_req(9, 0, "fire-and-forget", 1));
+    client.send(&metadata_req(2, "fire-and-forget"));
+    let resp = client.recv().expect("metadata");
+    assert_eq!(corr(&resp), 2);
+    assert!(c.fake.got().iter().any(|g| g.api_key == 0 && g.acks == Some(0)), "forwarded unchanged");
+}
+
+#[test]
+fn api_versions_are_clamped_and_too_new_is_answered_like_a_broker() {
+    let c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    client.send(&frames::request(ApiKey::ApiVersions, 3, 1, Some("app"), &ApiVersionsRequest::default()).expect("enc"));
+    let resp = client.recv().expect("api versions");
+    let m: ApiVersionsResponse = decode(&resp, ApiKey::ApiVersions, 3);
+    let got: Vec<_> = m.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
+    assert_eq!(got, vec![(0, 0, 12), (1, 4, 17), (3, 0, 12), (10, 0, 6), (18, 0, 4), (60, 0, 1)]);
+
+    // ApiVersions v9 does not exist yet: a v0-shaped UNSUPPORTED_VERSION answer, header v0.
+    let mut raw = frames::request(ApiKey::ApiVersions, 3, 2, Some("future"), &ApiVersionsRequest::default()).expect("enc").to_vec();
+    raw[6..8].copy_from_slice(&9i16.to_be_bytes());
+    client.send(&raw);
+    let resp = client.recv().expect("unsupported");
+    let m: ApiVersionsResponse = decode(&resp, ApiKey::ApiVersions, 0);
+    assert_eq!(corr(&resp), 2);
+    assert_eq!(m.error_code, 35);
+    assert_eq!(m.api_keys.iter().map(|k| (k.api_key, k.max_version)).collect::<Vec<_>>(), vec![(18, 4)]);
+}
+
+#[test]
+fn an_api_key_the_proxy_does_not_offer_closes_the_connection() {
+    let c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    let mut raw = metadata_req(1, "x").to_vec();
+    raw[4..6].copy_from_slice(&12_345i16.to_be_bytes());
+    client.send(&raw);
+    assert!(client.recv().is_none());
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(c.proxy.log().contains("API key 12345 version 12 is not offered by the proxy"), "{}", c.proxy.log());
+}

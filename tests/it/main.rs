@@ -1,0 +1,6 @@
+//! Integration tests: the proxy binary in front of a real tansu broker driven by real clients
+//! (confluent-kafka / librdkafka, kafka-python, kcat), and in front of a scripted fake broker for
+//! what tansu never sends (several brokers, batched FindCoordinator, KIP-951 endpoints, errors).
+mod fake_broker;
+mod support;
+mod with_tansu;

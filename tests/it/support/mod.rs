@@ -1,0 +1,218 @@
+//! Test support: free ports, a background runtime, a tansu broker, the proxy binary, a recording
+//! relay between proxy and broker, and the Python client driver.
+
+pub mod fake;
+pub mod relay;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A multi-thread runtime shared by relays and fake brokers, so tests can stay synchronous and
+/// run client processes without blocking them.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime"))
+}
+
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 30s");
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn tansu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANSU_BIN") {
+        return p.into();
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    for cand in [home.join(".cargo/bin/tansu"), PathBuf::from("/usr/local/bin/tansu")] {
+        if cand.exists() {
+            return cand;
+        }
+    }
+    panic!("tansu not found: install it with `cargo install tansu --locked --features dynostore,libsql` (.ci/run does) or set TANSU_BIN");
+}
+
+/// A tansu broker with in-memory storage, listening on `port` and advertising `advertised`.
+pub fn start_tansu(dir: &Path, port: u16, advertised: u16) -> Proc {
+    let log = std::fs::File::create(dir.join("tansu.log")).expect("log");
+    let child = Command::new(tansu_bin())
+        .current_dir(dir)
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{advertised}"),
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn tansu");
+    let p = Proc { child };
+    wait_for_port(port, "tansu");
+    p
+}
+
+pub fn proxy_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kafka-durability-proxy")
+}
+
+/// The proxy binary on its own config file.
+pub struct Proxy {
+    pub proc: Proc,
+    pub bootstrap: u16,
+    pub dir: PathBuf,
+}
+
+impl Proxy {
+    /// `policy_yaml` is the `policies:` section body, indented by two spaces per level.
+    pub fn start(dir: &Path, upstream: u16, broker_ports: &[(i32, u16)], extra_yaml: &str) -> Proxy {
+        let bootstrap = free_port();
+        let ports: String = broker_ports.iter().map(|(n, p)| format!("{n}: {p}, ")).collect();
+        let cfg = format!(
+            "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_ports: {{{ports}}}\n\
+             upstream:\n  bootstrap_servers: [\"127.0.0.1:{upstream}\"]\n  connect_timeout_ms: 5000\n\
+             audit:\n  sink: file\n  path: {audit}\n  window_secs: 1\n{extra_yaml}",
+            audit = dir.join("audit.jsonl").display()
+        );
+        Self::start_with_config(dir, bootstrap, &cfg)
+    }
+
+    pub fn start_with_config(dir: &Path, bootstrap: u16, cfg: &str) -> Proxy {
+        let cfg_path = dir.join("proxy.yaml");
+        std::fs::write(&cfg_path, cfg).expect("write config");
+        let log = std::fs::File::create(dir.join("proxy.log")).expect("log");
+        let child = Command::new(proxy_bin())
+            .arg("--config")
+            .arg(&cfg_path)
+            .env("RUST_LOG", "info,kafka_durability_proxy=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn proxy");
+        let proc = Proc { child };
+        wait_for_port(bootstrap, "proxy");
+        Proxy { proc, bootstrap, dir: dir.to_owned() }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.bootstrap)
+    }
+
+    /// SIGTERM, so the audit writer flushes its pending summaries, then waits for exit.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.proc.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.proc.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("proxy did not exit on SIGTERM");
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("proxy.log")).unwrap_or_default()
+    }
+
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+/// Runs the Python client driver and returns its JSON answer.
+pub fn kclient(args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kclient.py");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python).arg(&script).args(args).output().expect("run python client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client {args:?} failed: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("client {args:?} printed no JSON ({e}): {stdout}"))
+}
+
+/// Sends raw bytes on a fresh connection and reads until the peer closes (or times out).
+pub fn raw_exchange(port: u16, bytes: &[u8]) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.write_all(bytes).expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+/// A whole test bed: tansu, the recording relay in front of it, and the proxy in front of that.
+pub struct Bed {
+    _dir: tempfile::TempDir,
+    pub relay: relay::Relay,
+    pub proxy: Proxy,
+    pub broker_port: u16,
+    _tansu: Proc,
+}
+
+/// tansu's node id.
+pub const TANSU_NODE: i32 = 111;
+
+impl Bed {
+    pub fn start(extra_yaml: &str) -> Bed {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tansu_port = free_port();
+        let relay_port = free_port();
+        let tansu = start_tansu(dir.path(), tansu_port, relay_port);
+        let relay = relay::Relay::start(relay_port, tansu_port);
+        let broker_port = free_port();
+        let proxy = Proxy::start(dir.path(), relay_port, &[(TANSU_NODE, broker_port)], extra_yaml);
+        // Start-up discovery binds the broker's listener without any client asking.
+        wait_for_port(broker_port, "proxy broker listener");
+        Bed { _dir: dir, relay, proxy, broker_port, _tansu: tansu }
+    }
+
+    pub fn create_topic(&self, topic: &str) {
+        let r = kclient(&["create-topic", "--bootstrap", &self.proxy.addr(), "--topic", topic]);
+        assert_eq!(r[topic], "ok", "{r}");
+    }
+}
