@@ -303,7 +303,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
                 frame = self.reader.next() => {
                     let frame = match frame {
                         Ok(Some(f)) => f,
-                        Ok(None) => return Err(SessionError::Broker("broker closed the connection".into())),
+                        Ok(None) if self.queue.is_empty() => return Ok(()),
+                        Ok(None) => return Err(SessionError::Broker("broker closed the connection with requests in flight".into())),
                         Err(ReadError::Io(e)) => return Err(SessionError::BrokerIo(e)),
                         Err(ReadError::Frame(e)) => return Err(SessionError::BrokerFrame(e)),
                     };
@@ -358,13 +359,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
 
     fn response(&mut self, frame: BytesMut) -> Result<(), SessionError> {
         let corr = codec::peek_response_correlation(&frame).ok_or_else(|| SessionError::Broker("response shorter than its header".into()))?;
+        // First bring the queue's head up to date: a maybe-answered request ahead of this response
+        // must be in `maybe` before the response is matched.
+        let closing = self.drain_front();
         if let Some(i) = self.maybe.iter().position(|c| *c == corr) {
             // Answer to an unchanged acks=0 request (tansu answers them; Kafka does not).
             self.maybe.drain(..=i);
             return Ok(());
         }
-        if self.drain_front() {
-            return Err(SessionError::Proxy("close queued before a pending broker response".into()));
+        if closing {
+            // Only a Close is left: nothing more goes to the client.
+            return Ok(());
         }
         let Some(Pending::Expect { correlation_id, api_version, disposition }) = self.queue.pop_front() else {
             return Err(SessionError::Broker(format!("response with correlation id {corr} to no pending request")));
@@ -374,24 +379,24 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         }
         // Responses come in order: any acks=0 request before this one will never be answered now.
         self.maybe.clear();
-        let eps = self.proxy.endpoints();
+        let eps = || self.proxy.endpoints();
         let frame = frame.freeze();
         let out = match disposition {
             Disposition::Forward => Rewritten::Whole(frame),
-            Disposition::Metadata => Rewritten::Whole(addresses::metadata(&frame, api_version, &eps)?),
-            Disposition::FindCoordinator => Rewritten::Whole(addresses::find_coordinator(&frame, api_version, &eps)?),
-            Disposition::DescribeCluster => Rewritten::Whole(addresses::describe_cluster(&frame, api_version, &eps)?),
+            Disposition::Metadata => Rewritten::Whole(addresses::metadata(&frame, api_version, &eps())?),
+            Disposition::FindCoordinator => Rewritten::Whole(addresses::find_coordinator(&frame, api_version, &eps())?),
+            Disposition::DescribeCluster => Rewritten::Whole(addresses::describe_cluster(&frame, api_version, &eps())?),
             Disposition::ApiVersions => Rewritten::Whole(api_versions::rewrite(&frame, api_version)?.unwrap_or(frame)),
             Disposition::ProduceTail => {
                 let off = produce_response::scan(&frame, api_version)
                     .and_then(|s| s.tagged_offset)
                     .ok_or_else(|| SessionError::Broker(format!("undecodable Produce v{api_version} response")))?;
-                tail::rewrite(&frame, off, tail::TailApi::Produce, api_version, &eps)?.unwrap_or(Rewritten::Whole(frame))
+                tail::rewrite(&frame, off, tail::TailApi::Produce, api_version, &eps())?.unwrap_or(Rewritten::Whole(frame))
             }
             Disposition::FetchTail => {
                 let off = tail::fetch_tagged_offset(&frame, api_version)
                     .ok_or_else(|| SessionError::Broker(format!("undecodable Fetch v{api_version} response")))?;
-                tail::rewrite(&frame, off, tail::TailApi::Fetch, api_version, &eps)?.unwrap_or(Rewritten::Whole(frame))
+                tail::rewrite(&frame, off, tail::TailApi::Fetch, api_version, &eps())?.unwrap_or(Rewritten::Whole(frame))
             }
             Disposition::Swallow(template) => return self.swallow(&frame, api_version, *template),
         };

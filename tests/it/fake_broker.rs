@@ -107,10 +107,11 @@ fn with_produce(ports: Vec<u16>) -> Script {
         }
         let v = h.api_version;
         let acks = kafka_durability_proxy::codec::peek_produce(frame, h).map(|p| p.acks);
-        if acks == Some(0) {
+        let client = h.client_id(frame).unwrap_or_default();
+        // Apache Kafka never answers acks=0; tansu does. `tansu-like` clients get tansu's way.
+        if acks == Some(0) && client != "tansu-like" {
             return Reply::Nothing;
         }
-        let client = h.client_id(frame).unwrap_or_default();
         let mut part = PartitionProduceResponse::default().with_index(0).with_base_offset(42);
         let mut body = ProduceResponse::default();
         match client {
@@ -289,4 +290,20 @@ fn an_api_key_the_proxy_does_not_offer_closes_the_connection() {
     assert!(client.recv().is_none());
     std::thread::sleep(Duration::from_millis(100));
     assert!(c.proxy.log().contains("API key 12345 version 12 is not offered by the proxy"), "{}", c.proxy.log());
+}
+
+#[test]
+fn answers_to_unchanged_acks0_are_dropped_even_when_they_arrive_together() {
+    let c = cluster("policies:\n  produce_acks:\n    action: audit\n");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    let mut batch = Vec::new();
+    batch.extend_from_slice(&metadata_req(1, "tansu-like"));
+    batch.extend_from_slice(&produce_req(9, 0, "tansu-like", 2));
+    batch.extend_from_slice(&produce_req(9, 0, "tansu-like", 3));
+    batch.extend_from_slice(&metadata_req(4, "tansu-like"));
+    client.send(&batch);
+    let a = client.recv().expect("first");
+    let b = client.recv().expect("second");
+    assert_eq!((corr(&a), corr(&b)), (1, 4), "only the responses the client expects, in order");
+    assert!(!c.proxy.log().contains("WARN"), "{}", c.proxy.log());
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the demo, the tests and the benchmark need, skipping what is already there:
+# Python clients (confluent-kafka bundles librdkafka; kafka-python), kcat and haproxy from Debian,
+# and the tansu broker from crates.io (about 10 minutes the first time).
+set -euo pipefail
+
+TANSU_VERSION=0.6.0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need_apt=()
+command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
+  echo "setup: pip install confluent-kafka kafka-python"
+  python3 -m pip install -q confluent-kafka==2.16.1 kafka-python==3.0.12
+fi
+
+tansu_bin="${TANSU_BIN:-$HOME/.cargo/bin/tansu}"
+if [ ! -x "$tansu_bin" ] && ! command -v tansu >/dev/null 2>&1; then
+  echo "setup: cargo install tansu $TANSU_VERSION (about 10 minutes on 2 cores)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+fi
+echo "setup: ready"
