@@ -40,10 +40,9 @@ impl FrameCodec {
 /// Takes one whole frame off the front of `buf`, if one is there; on a partial frame it reserves
 /// room for the rest so the next read fills it without reallocating repeatedly.
 pub fn split_frame(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, FrameError> {
-    let Some(prefix) = buf.get(..SIZE_LEN) else {
+    let Some(raw) = buf.get(..SIZE_LEN).and_then(|p| <[u8; SIZE_LEN]>::try_from(p).ok()) else {
         return Ok(None);
     };
-    let raw: [u8; 4] = [prefix[0], prefix[1], prefix[2], prefix[3]];
     if raw[0] == 0x16 && raw[1] == 0x03 {
         return Err(FrameError::LooksLikeTls);
     }
@@ -151,11 +150,7 @@ pub struct ProduceHead {
 /// Locates acks (and whether the request is transactional) in a Produce frame, any version.
 pub fn peek_produce(frame: &[u8], header: &RequestHeader) -> Option<ProduceHead> {
     let mut c = Cursor::at(frame, header.body_offset?);
-    let transactional = if header.api_version >= 3 {
-        c.string_v(produce_is_flexible(header.api_version))?.is_some()
-    } else {
-        false
-    };
+    let transactional = if header.api_version >= 3 { c.string_v(produce_is_flexible(header.api_version))?.is_some() } else { false };
     let acks_offset = c.pos();
     let acks = c.i16()?;
     Some(ProduceHead { acks, acks_offset, transactional })

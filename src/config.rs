@@ -315,13 +315,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<String>) -> Config {
     if audit.queue_capacity == 0 {
         errors.push("audit.queue_capacity must be above 0".into());
     }
-    Config {
-        listen,
-        upstream,
-        limits,
-        produce_acks: ProduceAcksRule { action: policies.produce_acks.action, exempt },
-        audit,
-    }
+    Config { listen, upstream, limits, produce_acks: ProduceAcksRule { action: policies.produce_acks.action, exempt }, audit }
 }
 
 fn exemptions(raw: &RawExemptions, at: &str, errors: &mut Vec<String>) -> Exemptions {

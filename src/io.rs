@@ -79,7 +79,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub async fn flush(&mut self) -> std::io::Result<()> {
         let mut first = 0;
         while first < self.queue.len() {
-            let slices: Vec<IoSlice<'_>> = self.queue[first..].iter().take(64).map(|b| IoSlice::new(b)).collect();
+            let slices: Vec<IoSlice<'_>> = self.queue.iter().skip(first).take(64).map(|b| IoSlice::new(b)).collect();
             let mut n = self.io.write_vectored(&slices).await?;
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());

@@ -15,6 +15,8 @@
 //! - `server`: listeners, discovery, shared state.
 //! - `audit`: the JSON-lines audit stream with windowed aggregation.
 //! - `error`: connection errors that name the failing side.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 pub mod audit;
 pub mod codec;
 pub mod config;

@@ -134,6 +134,8 @@ async fn discover_once(proxy: &Arc<Proxy>) -> anyhow::Result<usize> {
             stream.write_all(&frame).await?;
             let mut reader = FrameReader::new(stream, cfg.limits.max_frame_bytes);
             let resp = reader.next().await?.ok_or_else(|| anyhow::anyhow!("broker closed the connection"))?;
+            // Response header v0 (Metadata v1): size prefix and correlation id, then the body.
+            anyhow::ensure!(resp.len() >= 8, "broker sent a truncated Metadata response");
             let mut body = resp.freeze().slice(8..);
             let meta = MetadataResponse::decode(&mut body, VERSION)?;
             let eps = proxy.endpoints();

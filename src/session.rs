@@ -83,10 +83,9 @@ where
 async fn connect(proxy: &Proxy, target: Target) -> Result<TcpStream, SessionError> {
     let addrs = match target {
         Target::Bootstrap => proxy.config().upstream.bootstrap_servers.clone(),
-        Target::Node(id) => vec![proxy
-            .topology()
-            .broker(id)
-            .ok_or_else(|| SessionError::Proxy(format!("no known address for broker node {id}")))?],
+        Target::Node(id) => {
+            vec![proxy.topology().broker(id).ok_or_else(|| SessionError::Proxy(format!("no known address for broker node {id}")))?]
+        }
     };
     let timeout = Duration::from_millis(proxy.config().upstream.connect_timeout_ms);
     let mut last = SessionError::Proxy("no upstream address".into());
@@ -358,7 +357,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
     }
 
     fn response(&mut self, frame: BytesMut) -> Result<(), SessionError> {
-        let corr = codec::peek_response_correlation(&frame).ok_or_else(|| SessionError::Broker("response shorter than its header".into()))?;
+        let corr =
+            codec::peek_response_correlation(&frame).ok_or_else(|| SessionError::Broker("response shorter than its header".into()))?;
         // First bring the queue's head up to date: a maybe-answered request ahead of this response
         // must be in `maybe` before the response is matched.
         let closing = self.drain_front();
@@ -409,7 +409,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
 
     /// The response to an acks=0 request the proxy upgraded: the client never sees it.
     fn swallow(&mut self, frame: &[u8], version: i16, mut event: Event) -> Result<(), SessionError> {
-        let scan = produce_response::scan(frame, version).ok_or_else(|| SessionError::Broker(format!("undecodable Produce v{version} response")))?;
+        let scan = produce_response::scan(frame, version)
+            .ok_or_else(|| SessionError::Broker(format!("undecodable Produce v{version} response")))?;
         if scan.errors.is_empty() {
             return Ok(());
         }

@@ -64,11 +64,8 @@ fn acks_found_and_patched_in_every_produce_version() {
                     continue;
                 }
                 for acks in [0i16, 1, -1] {
-                    let mut frame = if version < 3 {
-                        produce_legacy(version, client_id, acks)
-                    } else {
-                        produce(version, client_id, txn, acks)
-                    };
+                    let mut frame =
+                        if version < 3 { produce_legacy(version, client_id, acks) } else { produce(version, client_id, txn, acks) };
                     let original = frame.clone();
                     let h = peek_request_header(&frame).expect("header");
                     assert_eq!((h.api_key, h.api_version, h.correlation_id), (0, version, 42));

@@ -65,7 +65,8 @@ mod tests {
         let wan: IpAddr = "172.20.0.5".parse().expect("ip");
         use AcksDecision::*;
         #[rustfmt::skip]
-        let cases: &[(Action, i16, Option<&str>, IpAddr, &[&str], AcksDecision)] = &[
+        type Case<'a> = (Action, i16, Option<&'a str>, IpAddr, &'a [&'a str], AcksDecision);
+        let cases: &[Case] = &[
             (Action::Upgrade, -1, Some("app"), wan, &["orders"], Allow),
             (Action::Upgrade, 0, Some("app"), wan, &["orders"], Enforce(Action::Upgrade)),
             (Action::Upgrade, 1, Some("app"), wan, &["orders"], Enforce(Action::Upgrade)),

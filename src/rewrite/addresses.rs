@@ -87,4 +87,3 @@ pub fn find_coordinator(frame: &Bytes, version: i16, eps: &dyn Endpoints) -> Res
         Ok(())
     })
 }
-

@@ -21,8 +21,12 @@ pub const UNSUPPORTED_VERSION: i16 = 35;
 pub fn proxy_range(api: ApiKey) -> Option<VersionRange> {
     let r = |min, max| Some(VersionRange { min, max });
     match api {
-        // v13 names topics by id only; policies and audit need names.
+        // v13 names topics by id only; policies and audit need names. The minimum stays 0 so the
+        // broker's own minimum (0, even on Kafka 4) comes through: old librdkafka turned
+        // compression off when Produce v0 disappeared from ApiVersions.
         ApiKey::Produce => r(0, 12),
+        // v0 is followed by raw, unframed SASL tokens the proxy cannot follow; v1 frames them.
+        ApiKey::SaslHandshake => r(1, 1),
         ApiKey::Fetch => r(0, 18),
         ApiKey::Metadata => r(0, 13),
         ApiKey::FindCoordinator => r(0, 6),
@@ -53,12 +57,10 @@ pub fn intersect(broker: &[ApiVersion]) -> Vec<ApiVersion> {
             let api = ApiKey::try_from(v.api_key).ok()?;
             let mut range = VersionRange { min: v.min_version, max: v.max_version };
             if let Some(own) = proxy_range(api) {
-                // Keep the broker's minimum (Produce min 0 matters to old librdkafka: compression
-                // was turned off when v0 disappeared); only the maximum is clamped.
-                range.max = range.max.min(own.max);
                 if own.is_empty() {
                     return None;
                 }
+                range = range.intersect(&own);
             }
             (!range.is_empty()).then(|| v.clone().with_min_version(range.min).with_max_version(range.max))
         })

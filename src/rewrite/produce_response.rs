@@ -86,7 +86,13 @@ pub fn scan(frame: &[u8], version: i16) -> Option<ProduceScan> {
 
 /// The proxy's own Produce response failing every partition with `error_code` (and, v8+, the
 /// `message`), for a request the broker never sees.
-pub fn rejection(version: i16, correlation_id: i32, topics: &[ProduceTopic], error_code: i16, message: &str) -> anyhow::Result<bytes::Bytes> {
+pub fn rejection(
+    version: i16,
+    correlation_id: i32,
+    topics: &[ProduceTopic],
+    error_code: i16,
+    message: &str,
+) -> anyhow::Result<bytes::Bytes> {
     if version < 3 {
         return Ok(legacy_rejection(version, correlation_id, topics, error_code));
     }
@@ -94,22 +100,20 @@ pub fn rejection(version: i16, correlation_id: i32, topics: &[ProduceTopic], err
     let responses = topics
         .iter()
         .map(|t| {
-            TopicProduceResponse::default()
-                .with_name(TopicName(StrBytes::from_string(t.name.clone())))
-                .with_partition_responses(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            PartitionProduceResponse::default()
-                                .with_index(*p)
-                                .with_error_code(error_code)
-                                .with_base_offset(-1)
-                                .with_log_append_time_ms(-1)
-                                .with_log_start_offset(-1)
-                                .with_error_message(msg.clone())
-                        })
-                        .collect(),
-                )
+            TopicProduceResponse::default().with_name(TopicName(StrBytes::from_string(t.name.clone()))).with_partition_responses(
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        PartitionProduceResponse::default()
+                            .with_index(*p)
+                            .with_error_code(error_code)
+                            .with_base_offset(-1)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(-1)
+                            .with_error_message(msg.clone())
+                    })
+                    .collect(),
+            )
         })
         .collect();
     let body = ProduceResponse::default().with_responses(responses);

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{fetch_response, produce_response};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use super::{Endpoints, Rewritten, RewriteError};
+use super::{Endpoints, RewriteError, Rewritten};
 use crate::codec::SIZE_LEN;
 use crate::wire::{put_uvarint, Cursor};
 
@@ -39,6 +39,9 @@ pub fn rewrite(
     eps: &dyn Endpoints,
 ) -> Result<Option<Rewritten>, RewriteError> {
     let err = |reason: &str| RewriteError::Decode { api: api.name(), version, reason: reason.to_owned() };
+    if tagged_offset < SIZE_LEN {
+        return Err(err("tagged fields cannot start inside the size prefix"));
+    }
     let mut c = Cursor::at(frame, tagged_offset);
     let count = c.uvarint().ok_or_else(|| err("truncated tagged fields"))?;
     if count == 0 {

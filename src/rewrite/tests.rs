@@ -58,7 +58,9 @@ fn join(r: Rewritten) -> Bytes {
 fn metadata_every_version_lists_only_proxy_addresses() {
     for version in 0..=13 {
         let brokers = (1..=3)
-            .map(|n| MetadataResponseBroker::default().with_node_id(BrokerId(n)).with_host(s(&format!("kafka-{n}.internal"))).with_port(9092))
+            .map(|n| {
+                MetadataResponseBroker::default().with_node_id(BrokerId(n)).with_host(s(&format!("kafka-{n}.internal"))).with_port(9092)
+            })
             .collect();
         let body = MetadataResponse::default().with_brokers(brokers).with_controller_id(BrokerId(1));
         let frame = frames::response(ApiKey::Metadata, version, 77, &body).expect("encode");
@@ -67,7 +69,11 @@ fn metadata_every_version_lists_only_proxy_addresses() {
         assert_eq!(crate::codec::peek_response_correlation(&out), Some(77));
         let m: MetadataResponse = decode(&out, ApiKey::Metadata, version);
         let got: Vec<_> = m.brokers.iter().map(|b| (b.node_id.0, b.host.to_string(), b.port)).collect();
-        assert_eq!(got, vec![(1, "proxy.test".into(), 20_001), (2, "proxy.test".into(), 20_002), (3, "proxy.test".into(), 20_003)], "v{version}");
+        assert_eq!(
+            got,
+            vec![(1, "proxy.test".into(), 20_001), (2, "proxy.test".into(), 20_002), (3, "proxy.test".into(), 20_003)],
+            "v{version}"
+        );
         assert_eq!(eps.learned.borrow().first(), Some(&(1, "kafka-1.internal".to_string(), 9092)));
     }
 }
@@ -107,10 +113,8 @@ fn find_coordinator_error_is_left_alone() {
 #[test]
 fn describe_cluster_every_version() {
     for version in 0..=2 {
-        let body = DescribeClusterResponse::default().with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(111))
-            .with_host(s("tansu"))
-            .with_port(9092)]);
+        let body = DescribeClusterResponse::default()
+            .with_brokers(vec![DescribeClusterBroker::default().with_broker_id(BrokerId(111)).with_host(s("tansu")).with_port(9092)]);
         let frame = frames::response(ApiKey::DescribeCluster, version, 9, &body).expect("encode");
         let out = addresses::describe_cluster(&frame, version, &FakeEndpoints::default()).expect("rewrite");
         let m: DescribeClusterResponse = decode(&out, ApiKey::DescribeCluster, version);
@@ -120,7 +124,8 @@ fn describe_cluster_every_version() {
 
 #[test]
 fn unmapped_node_is_an_error_not_a_leak() {
-    let body = MetadataResponse::default().with_brokers(vec![MetadataResponseBroker::default().with_node_id(BrokerId(5000)).with_host(s("h")).with_port(1)]);
+    let body = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default().with_node_id(BrokerId(5000)).with_host(s("h")).with_port(1)]);
     let frame = frames::response(ApiKey::Metadata, 12, 1, &body).expect("encode");
     assert!(matches!(addresses::metadata(&frame, 12, &FakeEndpoints::default()), Err(RewriteError::NoListener { node_id: 5000 })));
 }
@@ -129,11 +134,16 @@ fn produce_response(version: i16, with_endpoints: bool) -> Bytes {
     let mut body = ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
         .with_name(TopicName(s("orders")))
         .with_partition_responses(vec![
-            PartitionProduceResponse::default().with_index(0).with_error_code(6).with_error_message(if version >= 8 { Some(s("not leader")) } else { None }),
+            PartitionProduceResponse::default().with_index(0).with_error_code(6).with_error_message(if version >= 8 {
+                Some(s("not leader"))
+            } else {
+                None
+            }),
             PartitionProduceResponse::default().with_index(1),
         ])]);
     if with_endpoints {
-        body = body.with_node_endpoints(vec![kproduce::NodeEndpoint::default().with_node_id(BrokerId(3)).with_host(s("kafka-3")).with_port(9094)]);
+        body = body
+            .with_node_endpoints(vec![kproduce::NodeEndpoint::default().with_node_id(BrokerId(3)).with_host(s("kafka-3")).with_port(9094)]);
     }
     frames::response(ApiKey::Produce, version, 11, &body).expect("encode")
 }
@@ -177,10 +187,16 @@ fn fetch_tail_rewrite_shares_the_record_bytes() {
         let topic = FetchableTopicResponse::default()
             .with_topic(if version < 13 { TopicName(s("orders")) } else { TopicName::default() })
             .with_topic_id(if version >= 13 { uuid::Uuid::from_u128(9) } else { Default::default() })
-            .with_partitions(vec![PartitionData::default().with_partition_index(0).with_high_watermark(10).with_records(Some(records.clone()))]);
+            .with_partitions(vec![PartitionData::default()
+                .with_partition_index(0)
+                .with_high_watermark(10)
+                .with_records(Some(records.clone()))]);
         let mut body = FetchResponse::default().with_responses(vec![topic]);
         if version >= 16 {
-            body = body.with_node_endpoints(vec![kfetch::NodeEndpoint::default().with_node_id(BrokerId(4)).with_host(s("kafka-4")).with_port(9095)]);
+            body = body.with_node_endpoints(vec![kfetch::NodeEndpoint::default()
+                .with_node_id(BrokerId(4))
+                .with_host(s("kafka-4"))
+                .with_port(9095)]);
         }
         let frame = frames::response(ApiKey::Fetch, version, 3, &body).expect("encode");
         let off = tail::fetch_tagged_offset(&frame, version).expect("walk");
@@ -222,13 +238,13 @@ fn api_versions_frame(version: i16, keys: &[(i16, i16, i16)]) -> Bytes {
 
 #[test]
 fn api_versions_are_intersected() {
-    let broker = [(0, 0, 13), (1, 4, 18), (3, 0, 13), (18, 0, 4), (19, 2, 7), (78, 1, 1), (12_345, 0, 3), (60, 0, 2)];
+    let broker = [(0, 0, 13), (1, 4, 18), (3, 0, 13), (17, 0, 1), (18, 0, 4), (19, 2, 7), (78, 1, 1), (12_345, 0, 3), (60, 0, 2)];
     for version in 0..=4 {
         let frame = api_versions_frame(version, &broker);
         let out = api_versions::rewrite(&frame, version).expect("ok").expect("rewritten");
         let m: ApiVersionsResponse = decode(&out, ApiKey::ApiVersions, version);
         let got: Vec<_> = m.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
-        assert_eq!(got, vec![(0, 0, 12), (1, 4, 18), (3, 0, 13), (18, 0, 4), (19, 2, 7), (60, 0, 2)], "v{version}");
+        assert_eq!(got, vec![(0, 0, 12), (1, 4, 18), (3, 0, 13), (17, 1, 1), (18, 0, 4), (19, 2, 7), (60, 0, 2)], "v{version}");
     }
 }
 
@@ -251,6 +267,8 @@ fn allowed_versions() {
     assert!(!api_versions::allowed(0, 13));
     assert!(api_versions::allowed(11, 9), "JoinGroup passes opaque");
     assert!(!api_versions::allowed(78, 1), "ShareFetch withheld");
+    assert!(!api_versions::allowed(17, 0), "SaslHandshake v0 withheld");
+    assert!(api_versions::allowed(17, 1));
     assert!(!api_versions::allowed(12_345, 0), "unknown key");
 }
 

@@ -68,20 +68,31 @@ fn cluster_script() -> impl Fn(&[u16]) -> Script {
                 18 => {
                     let keys = [(0, 0, 13), (1, 4, 17), (3, 0, 12), (10, 0, 6), (18, 0, 4), (60, 0, 1), (12_345, 0, 1)];
                     let body = ApiVersionsResponse::default().with_api_keys(
-                        keys.iter().map(|(k, a, b)| ApiVersion::default().with_api_key(*k).with_min_version(*a).with_max_version(*b)).collect(),
+                        keys.iter()
+                            .map(|(k, a, b)| ApiVersion::default().with_api_key(*k).with_min_version(*a).with_max_version(*b))
+                            .collect(),
                     );
                     Reply::Frame(frames::response(ApiKey::ApiVersions, v, h.correlation_id, &body).expect("enc"))
                 }
                 3 => {
                     let brokers = (1..=3)
-                        .map(|n| MetadataResponseBroker::default().with_node_id(BrokerId(n)).with_host(s("127.0.0.1")).with_port(i32::from(ports[n as usize - 1])))
+                        .map(|n| {
+                            MetadataResponseBroker::default()
+                                .with_node_id(BrokerId(n))
+                                .with_host(s("127.0.0.1"))
+                                .with_port(i32::from(ports[n as usize - 1]))
+                        })
                         .collect();
                     let body = MetadataResponse::default().with_brokers(brokers).with_controller_id(BrokerId(1));
                     Reply::Frame(frames::response(ApiKey::Metadata, v, h.correlation_id, &body).expect("enc"))
                 }
                 10 => {
                     let body = FindCoordinatorResponse::default().with_coordinators(vec![
-                        Coordinator::default().with_key(s("group-a")).with_node_id(BrokerId(2)).with_host(s("127.0.0.1")).with_port(i32::from(ports[1])),
+                        Coordinator::default()
+                            .with_key(s("group-a"))
+                            .with_node_id(BrokerId(2))
+                            .with_host(s("127.0.0.1"))
+                            .with_port(i32::from(ports[1])),
                         Coordinator::default().with_key(s("group-b")).with_node_id(BrokerId(-1)).with_error_code(15),
                     ]);
                     Reply::Frame(frames::response(ApiKey::FindCoordinator, v, h.correlation_id, &body).expect("enc"))
@@ -118,11 +129,15 @@ fn with_produce(ports: Vec<u16>) -> Script {
             "err" => part = part.with_error_code(6).with_error_message(Some(s("This server is not the leader"))),
             "kip951" => {
                 part = part.with_error_code(6);
-                body = body.with_node_endpoints(vec![NodeEndpoint::default().with_node_id(BrokerId(4)).with_host(s("127.0.0.1")).with_port(i32::from(ports[0]))]);
+                body = body.with_node_endpoints(vec![NodeEndpoint::default()
+                    .with_node_id(BrokerId(4))
+                    .with_host(s("127.0.0.1"))
+                    .with_port(i32::from(ports[0]))]);
             }
             _ => {}
         }
-        let body = body.with_responses(vec![TopicProduceResponse::default().with_name(TopicName(s("orders"))).with_partition_responses(vec![part])]);
+        let body = body
+            .with_responses(vec![TopicProduceResponse::default().with_name(TopicName(s("orders"))).with_partition_responses(vec![part])]);
         Reply::Frame(frames::response(ApiKey::Produce, v, h.correlation_id, &body).expect("enc"))
     })
 }

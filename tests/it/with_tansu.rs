@@ -12,13 +12,37 @@ const PER_CLIENT: usize = 20;
 
 fn produce(bed: &Bed, lib: &str, acks: &str, client_id: &str, topic: &str, count: usize) -> serde_json::Value {
     kclient(&[
-        "produce", "--lib", lib, "--bootstrap", &bed.proxy.addr(), "--topic", topic, "--acks", acks, "--client-id", client_id,
-        "--prefix", client_id, "--count", &count.to_string(), "--one-per-request",
+        "produce",
+        "--lib",
+        lib,
+        "--bootstrap",
+        &bed.proxy.addr(),
+        "--topic",
+        topic,
+        "--acks",
+        acks,
+        "--client-id",
+        client_id,
+        "--prefix",
+        client_id,
+        "--count",
+        &count.to_string(),
+        "--one-per-request",
     ])
 }
 
 fn consume_all(bed: &Bed, topic: &str, expect: usize) -> Vec<String> {
-    let r = kclient(&["consume", "--bootstrap", &bed.proxy.addr(), "--topic", topic, "--expect", &expect.to_string(), "--group", &format!("g-{topic}")]);
+    let r = kclient(&[
+        "consume",
+        "--bootstrap",
+        &bed.proxy.addr(),
+        "--topic",
+        topic,
+        "--expect",
+        &expect.to_string(),
+        "--group",
+        &format!("g-{topic}"),
+    ]);
     r["values"].as_array().expect("values").iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
 }
 
