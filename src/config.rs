@@ -64,6 +64,14 @@ pub struct Limits {
     /// Requests a client may have in flight on one connection before the proxy stops reading it.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// After a client leaves, how long the proxy keeps the broker connection to see the requests
+    /// it already forwarded answered (upgraded acks=0 producers often disconnect right away).
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+}
+
+fn default_drain_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_max_frame() -> usize {
@@ -76,7 +84,7 @@ fn default_max_in_flight() -> usize {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_frame_bytes: default_max_frame(), max_in_flight: default_max_in_flight() }
+        Self { max_frame_bytes: default_max_frame(), max_in_flight: default_max_in_flight(), drain_timeout_ms: default_drain_timeout_ms() }
     }
 }
 

@@ -72,6 +72,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         }
     }
 
+    /// Drops what is queued (the peer is gone).
+    pub fn discard(&mut self) {
+        self.queue.clear();
+    }
+
     pub fn has_pending(&self) -> bool {
         !self.queue.is_empty()
     }

@@ -52,14 +52,20 @@ pub async fn run(proxy: Arc<Proxy>, client: TcpStream, peer: SocketAddr, target:
         rx,
         queue: VecDeque::new(),
         maybe: Vec::new(),
+        draining: false,
     };
-    match serve(requests, responses).await {
+    let drain = Duration::from_millis(proxy.config().limits.drain_timeout_ms);
+    match serve(requests, responses, drain).await {
         Ok(()) => debug!(%peer, "connection closed"),
         Err(e) => warn!(%peer, side = %e.side(), error = %e, "closing client connection"),
     }
 }
 
-async fn serve<CR, BW, BR, CW>(requests: Requests<'_, CR, BW>, responses: Responses<'_, BR, CW>) -> Result<(), SessionError>
+async fn serve<CR, BW, BR, CW>(
+    requests: Requests<'_, CR, BW>,
+    responses: Responses<'_, BR, CW>,
+    drain: Duration,
+) -> Result<(), SessionError>
 where
     CR: AsyncRead + Unpin,
     BW: AsyncWrite + Unpin,
@@ -70,12 +76,24 @@ where
     let resp = responses.run();
     tokio::pin!(req, resp);
     tokio::select! {
-        r = &mut req => match r {
-            // The request side queued a Close: let the responses before it go out first.
-            Ok(Ended::Closing) => resp.await,
-            Ok(Ended::ClientEof) => Ok(()),
-            Err(e) => Err(e),
-        },
+        ended = &mut req => {
+            // Whatever ended the request side (client gone, a queued close, a bad frame), the
+            // requests already forwarded are seen through: an upgraded acks=0 producer that
+            // disconnects right after sending still gets its records written, and their errors
+            // audited. The broker connection stays open until they are answered, within `drain`.
+            let drained = match tokio::time::timeout(drain, &mut resp).await {
+                Ok(r) => r,
+                Err(_) => Err(SessionError::Broker(format!("in-flight requests not answered within {drain:?} after the client side ended"))),
+            };
+            match (ended, drained) {
+                (Err(e), Err(d)) => {
+                    debug!(error = %d, "draining after the client side failed");
+                    Err(e)
+                }
+                (Err(e), Ok(())) => Err(e),
+                (Ok(()), d) => d,
+            }
+        }
         r = &mut resp => r,
     }
 }
@@ -102,11 +120,6 @@ async fn connect(proxy: &Proxy, target: Target) -> Result<TcpStream, SessionErro
     Err(last)
 }
 
-enum Ended {
-    ClientEof,
-    Closing,
-}
-
 /// What to do with one client request.
 enum Step {
     /// Forward these bytes and expect this.
@@ -124,23 +137,32 @@ struct Requests<'a, R, W> {
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
-    async fn run(mut self) -> Result<Ended, SessionError> {
+    /// Reads and forwards requests until the client leaves (Ok) or a close is queued (Ok).
+    async fn run(mut self) -> Result<(), SessionError> {
         loop {
             let frame = match self.reader.next().await {
                 Ok(Some(f)) => f,
-                Ok(None) => return Ok(Ended::ClientEof),
+                Ok(None) => return Ok(()),
                 Err(ReadError::Io(e)) => return Err(SessionError::ClientIo(e)),
                 Err(ReadError::Frame(e)) => return Err(SessionError::ClientFrame(e)),
             };
             if self.handle(frame).await? {
-                self.flush().await?;
-                return Ok(Ended::Closing);
+                return self.flush().await;
             }
             // Forward everything already buffered before one flush: fewer syscalls under load.
-            while let Some(frame) = self.reader.buffered().map_err(SessionError::ClientFrame)? {
-                if self.handle(frame).await? {
-                    self.flush().await?;
-                    return Ok(Ended::Closing);
+            loop {
+                match self.reader.buffered() {
+                    Ok(Some(frame)) => {
+                        if self.handle(frame).await? {
+                            return self.flush().await;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Forward what came before the bad frame, then fail.
+                        self.flush().await?;
+                        return Err(SessionError::ClientFrame(e));
+                    }
                 }
             }
             self.flush().await?;
@@ -282,6 +304,8 @@ struct Responses<'a, R, W> {
     queue: VecDeque<Pending>,
     /// Correlation ids of acks=0 requests forwarded unchanged, whose response may or may not come.
     maybe: Vec<i32>,
+    /// The request side has ended: finish what is in flight, then stop.
+    draining: bool,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
@@ -293,11 +317,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
                 return Ok(());
             }
             self.flush().await?;
+            if self.draining && self.queue.is_empty() {
+                return Ok(());
+            }
             tokio::select! {
                 biased;
-                p = self.rx.recv() => match p {
+                p = self.rx.recv(), if !self.draining => match p {
                     Some(p) => self.queue.push_back(p),
-                    None => return Ok(()),
+                    None => self.draining = true,
                 },
                 frame = self.reader.next() => {
                     let frame = match frame {
@@ -317,11 +344,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         }
     }
 
+    /// Writes what is queued for the client. Once the client has gone, responses are still read
+    /// (and swallowed errors audited) but a failed write to the client no longer matters.
     async fn flush(&mut self) -> Result<(), SessionError> {
-        if self.writer.has_pending() {
-            self.writer.flush().await.map_err(SessionError::ClientIo)?;
+        if !self.writer.has_pending() {
+            return Ok(());
         }
-        Ok(())
+        match self.writer.flush().await {
+            Ok(()) => Ok(()),
+            Err(_) if self.draining => {
+                self.writer.discard();
+                Ok(())
+            }
+            Err(e) => Err(SessionError::ClientIo(e)),
+        }
     }
 
     /// Sends local responses and notes maybe-answered requests at the head of the queue, up to

@@ -24,7 +24,6 @@ def produce_confluent(a):
         "enable.idempotence": False,
         "retries": 0,
         "message.timeout.ms": 15000,
-        "api.version.request": True,
     }
     p = Producer(conf)
     delivered, errors = [], []
