@@ -19,7 +19,9 @@ fi
 
 if ! python3 -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
   echo "setup: pip install confluent-kafka kafka-python"
-  python3 -m pip install -q confluent-kafka==2.16.1 kafka-python==3.0.12
+  pkgs=(confluent-kafka==2.16.1 kafka-python==3.0.12)
+  # A Debian system Python refuses plain installs (PEP 668); a pyenv/venv Python does not.
+  python3 -m pip install -q "${pkgs[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${pkgs[@]}"
 fi
 
 tansu_bin="${TANSU_BIN:-$HOME/.cargo/bin/tansu}"

@@ -41,24 +41,35 @@ pub async fn run(proxy: Arc<Proxy>, client: TcpStream, peer: SocketAddr, target:
     };
     let (cr, cw) = client.into_split();
     let (br, bw) = broker.into_split();
-    let max = proxy.config().limits.max_frame_bytes;
-    let (tx, rx) = mpsc::channel(proxy.config().limits.max_in_flight);
-    let requests = Requests { proxy: &proxy, peer, reader: FrameReader::new(cr, max), writer: FrameWriter::new(bw), tx };
+    match serve_halves(&proxy, peer, cr, cw, br, bw).await {
+        Ok(()) => debug!(%peer, "connection closed"),
+        Err(e) => warn!(%peer, side = %e.side(), error = %e, "closing client connection"),
+    }
+}
+
+/// Serves one client over already-connected stream halves: the socket halves in production, and
+/// in-memory pipes where a test measures the forward path itself.
+pub async fn serve_halves<CR, CW, BR, BW>(proxy: &Arc<Proxy>, peer: SocketAddr, cr: CR, cw: CW, br: BR, bw: BW) -> Result<(), SessionError>
+where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    BR: AsyncRead + Unpin,
+    BW: AsyncWrite + Unpin,
+{
+    let limits = &proxy.config().limits;
+    let (tx, rx) = mpsc::channel(limits.max_in_flight);
+    let requests = Requests { proxy, peer, reader: FrameReader::new(cr, limits.max_frame_bytes), writer: FrameWriter::new(bw), tx };
     let responses = Responses {
-        proxy: &proxy,
+        proxy,
         peer,
-        reader: FrameReader::new(br, max),
+        reader: FrameReader::new(br, limits.max_frame_bytes),
         writer: FrameWriter::new(cw),
         rx,
         queue: VecDeque::new(),
         maybe: Vec::new(),
         draining: false,
     };
-    let drain = Duration::from_millis(proxy.config().limits.drain_timeout_ms);
-    match serve(requests, responses, drain).await {
-        Ok(()) => debug!(%peer, "connection closed"),
-        Err(e) => warn!(%peer, side = %e.side(), error = %e, "closing client connection"),
-    }
+    serve(requests, responses, Duration::from_millis(limits.drain_timeout_ms)).await
 }
 
 async fn serve<CR, BW, BR, CW>(
