@@ -53,8 +53,10 @@ wait_port "$PROXY_PORT"
 wait_port "$PROXY_NODE_PORT"
 
 k="python3 tests/clients/kclient.py"
-echo "== creating topic demo-orders through the proxy"
-$k create-topic --bootstrap "127.0.0.1:$PROXY_PORT" --topic demo-orders
+echo "== an admin tool asks for a topic with replication factor 1: the proxy refuses it"
+$k create-topics --bootstrap "127.0.0.1:$PROXY_PORT" --spec '[{"name": "demo-fragile", "rf": 1}]'
+echo "== creating topic demo-orders through the proxy (RF 3, min.insync.replicas 2: allowed)"
+$k create-topics --bootstrap "127.0.0.1:$PROXY_PORT" --spec '[{"name": "demo-orders", "rf": 3, "configs": {"min.insync.replicas": "2"}}]'
 echo "== the brokers a client learns through the proxy (proxy addresses only)"
 $k metadata --bootstrap "127.0.0.1:$PROXY_PORT"
 echo "== legacy app 1: confluent-kafka, acks=0, client.id=legacy-fire-and-forget, $N records"

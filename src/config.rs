@@ -26,7 +26,7 @@ pub struct RawConfig {
     pub audit: Audit,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Listen {
     /// Address the listeners bind to.
     #[serde(default = "default_bind_host")]
@@ -45,7 +45,7 @@ fn default_bind_host() -> String {
     "0.0.0.0".into()
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Upstream {
     /// `host:port` of one or more brokers of the cluster.
     pub bootstrap_servers: Vec<String>,
@@ -57,7 +57,7 @@ fn default_connect_timeout_ms() -> u64 {
     10_000
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Limits {
     #[serde(default = "default_max_frame")]
     pub max_frame_bytes: usize,
@@ -114,6 +114,114 @@ impl Action {
 pub struct Policies {
     #[serde(default)]
     pub produce_acks: ProduceAcks,
+    #[serde(default)]
+    pub create_topics: CreateTopics,
+    #[serde(default)]
+    pub metadata: MetadataPolicy,
+    #[serde(default)]
+    pub deletes: Deletes,
+}
+
+/// A floor or ceiling rule with its action. `value: None` turns an optional rule off.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub struct Bound<T> {
+    pub value: Option<T>,
+    #[serde(default = "default_reject")]
+    pub action: Action,
+}
+
+/// A yes/no rule with its action.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub struct Check {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_reject")]
+    pub action: Action,
+}
+
+fn default_reject() -> Action {
+    Action::Reject
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Topic shape rules for CreateTopics. Values a request leaves unset are judged at the broker's
+/// default (read from the cluster, else Kafka's shipped default).
+#[derive(Clone, Debug, Deserialize)]
+pub struct CreateTopics {
+    #[serde(default = "default_min_rf")]
+    pub replication_factor: Bound<i16>,
+    #[serde(default = "default_min_isr")]
+    pub min_insync_replicas: Bound<i32>,
+    /// RF must exceed min.insync.replicas, or one broker down stops every write.
+    #[serde(default = "default_check")]
+    pub rf_above_min_isr: Check,
+    /// unclean.leader.election.enable must not be true.
+    #[serde(default = "default_check")]
+    pub no_unclean_leader_election: Check,
+    #[serde(default = "default_off")]
+    pub min_retention_ms: Bound<i64>,
+    #[serde(default = "default_off")]
+    pub min_retention_bytes: Bound<i64>,
+    #[serde(default = "default_off")]
+    pub max_message_bytes: Bound<i64>,
+    #[serde(default)]
+    pub exempt: RawExemptions,
+}
+
+fn default_min_rf() -> Bound<i16> {
+    Bound { value: Some(3), action: Action::Reject }
+}
+
+fn default_min_isr() -> Bound<i32> {
+    Bound { value: Some(2), action: Action::Reject }
+}
+
+fn default_check() -> Check {
+    Check { enabled: true, action: Action::Reject }
+}
+
+fn default_off<T>() -> Bound<T> {
+    Bound { value: None, action: Action::Reject }
+}
+
+impl Default for CreateTopics {
+    fn default() -> Self {
+        Self {
+            replication_factor: default_min_rf(),
+            min_insync_replicas: default_min_isr(),
+            rf_above_min_isr: default_check(),
+            no_unclean_leader_election: default_check(),
+            min_retention_ms: default_off(),
+            min_retention_bytes: default_off(),
+            max_message_bytes: default_off(),
+            exempt: RawExemptions::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MetadataPolicy {
+    /// Clear allow_auto_topic_creation in Metadata requests: auto-created topics get broker
+    /// defaults, bypassing every create_topics rule.
+    #[serde(default = "default_true")]
+    pub block_auto_topic_creation: bool,
+}
+
+impl Default for MetadataPolicy {
+    fn default() -> Self {
+        Self { block_auto_topic_creation: true }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Deletes {
+    /// Topics that cannot be deleted (DeleteTopics) or truncated (DeleteRecords). Every delete of
+    /// any topic is audited either way.
+    #[serde(default)]
+    pub protected_topics: Vec<Glob>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -171,7 +279,7 @@ pub enum AuditSink {
     File,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Audit {
     #[serde(default)]
     pub sink: AuditSink,
@@ -205,7 +313,16 @@ pub struct Config {
     pub upstream: Upstream,
     pub limits: Limits,
     pub produce_acks: ProduceAcksRule,
+    pub create_topics: CreateTopicsRule,
+    pub metadata: MetadataPolicy,
+    pub deletes: Deletes,
     pub audit: Audit,
+}
+
+#[derive(Clone, Debug)]
+pub struct CreateTopicsRule {
+    pub rules: CreateTopics,
+    pub exempt: Exemptions,
 }
 
 #[derive(Clone, Debug)]
@@ -323,7 +440,34 @@ fn validate(raw: RawConfig, errors: &mut Vec<String>) -> Config {
     if audit.queue_capacity == 0 {
         errors.push("audit.queue_capacity must be above 0".into());
     }
-    Config { listen, upstream, limits, produce_acks: ProduceAcksRule { action: policies.produce_acks.action, exempt }, audit }
+    let ct = &policies.create_topics;
+    let ct_exempt = exemptions(&ct.exempt, "policies.create_topics.exempt", errors);
+    for (name, action) in [("rf_above_min_isr", ct.rf_above_min_isr.action), ("max_message_bytes", ct.max_message_bytes.action)] {
+        if action == Action::Upgrade {
+            errors.push(format!("policies.create_topics.{name}.action cannot be upgrade (no safe rewrite exists): use reject or audit"));
+        }
+    }
+    for (name, v) in [
+        ("replication_factor", ct.replication_factor.value.map(i64::from)),
+        ("min_insync_replicas", ct.min_insync_replicas.value.map(i64::from)),
+    ] {
+        if v.is_some_and(|v| v < 1) {
+            errors.push(format!("policies.create_topics.{name}.value must be at least 1"));
+        }
+    }
+    if policies.deletes.protected_topics.iter().any(|g| g.as_str().is_empty()) {
+        errors.push("policies.deletes.protected_topics has an empty pattern".into());
+    }
+    Config {
+        listen,
+        upstream,
+        limits,
+        produce_acks: ProduceAcksRule { action: policies.produce_acks.action, exempt },
+        create_topics: CreateTopicsRule { rules: policies.create_topics, exempt: ct_exempt },
+        metadata: policies.metadata,
+        deletes: policies.deletes,
+        audit,
+    }
 }
 
 fn exemptions(raw: &RawExemptions, at: &str, errors: &mut Vec<String>) -> Exemptions {

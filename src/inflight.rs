@@ -19,6 +19,8 @@ pub enum Disposition {
     ProduceTail,
     /// Fetch v16+: node endpoints may sit in the tail, after the records.
     FetchTail,
+    /// Merge the proxy's own per-topic results into the broker's admin response.
+    Merge(Box<crate::admin::Merge>),
     /// The client sent acks=0 and the proxy upgraded it: the client expects no answer. Drop the
     /// response; if it reports errors, audit them (the client can never see them) and close the
     /// connection as a broker does on acks=0 failures. The event is the template to fill in.

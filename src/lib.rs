@@ -5,7 +5,8 @@
 //! - `codec`: frames with a size cap, request-header peek, Produce acks location and patch.
 //! - `frames`: building frames from kafka-protocol messages (the proxy's own responses).
 //! - `config`, `pattern`: typed, validated configuration; name patterns for scoping.
-//! - `policy`: pure rules from request to decision (`policy::produce` is the acks rule).
+//! - `policy`: pure rules from request to decision (`produce`: acks; `topics`: topic shapes).
+//! - `admin`: CreateTopics / DeleteTopics / DeleteRecords / Metadata auto-create handling.
 //! - `rewrite`: address rewrites (Metadata, FindCoordinator, DescribeCluster, KIP-951 tails),
 //!   ApiVersions clamping, Produce response scanning and rejection.
 //! - `inflight`: what to do with each response, in request order.
@@ -17,6 +18,7 @@
 //! - `error`: connection errors that name the failing side.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+pub mod admin;
 pub mod audit;
 pub mod codec;
 pub mod config;

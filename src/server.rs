@@ -2,11 +2,12 @@
 //! the first time the node is seen, before any client is told about it), and start-up discovery.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, MetadataRequest, MetadataResponse};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{error, info, warn};
@@ -14,23 +15,66 @@ use tracing::{error, info, warn};
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::io::FrameReader;
+use crate::policy::topics::BrokerDefaults;
 use crate::rewrite::{Endpoints, RewriteError};
 use crate::session;
 use crate::topology::{Target, Topology};
 
 pub struct Proxy {
-    config: Arc<Config>,
+    /// Swapped whole on reload; each request reads the current one.
+    config: RwLock<Arc<Config>>,
     topology: Topology,
+    defaults: RwLock<BrokerDefaults>,
     pub audit: AuditLog,
 }
 
 impl Proxy {
     pub fn new(config: Config, audit: AuditLog) -> Arc<Self> {
-        Arc::new(Self { config: Arc::new(config), topology: Topology::default(), audit })
+        Arc::new(Self {
+            config: RwLock::new(Arc::new(config)),
+            topology: Topology::default(),
+            defaults: RwLock::new(BrokerDefaults::KAFKA),
+            audit,
+        })
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies a new, already validated configuration's policies atomically. Listeners, upstream,
+    /// limits and the audit sink are fixed at start: differences there are reported, not applied.
+    /// Returns the sections that need a restart.
+    pub fn reload(&self, new: Config) -> Vec<&'static str> {
+        let mut guard = self.config.write().unwrap_or_else(|p| p.into_inner());
+        let old = guard.clone();
+        let mut fixed = Vec::new();
+        if new.listen != old.listen {
+            fixed.push("listen");
+        }
+        if new.upstream != old.upstream {
+            fixed.push("upstream");
+        }
+        if new.limits != old.limits {
+            fixed.push("limits");
+        }
+        if new.audit != old.audit {
+            fixed.push("audit");
+        }
+        let merged = Config {
+            listen: old.listen.clone(),
+            upstream: old.upstream.clone(),
+            limits: old.limits.clone(),
+            audit: old.audit.clone(),
+            ..new
+        };
+        *guard = Arc::new(merged);
+        fixed
+    }
+
+    /// What the cluster's brokers give topics by default (refreshed in the background).
+    pub fn broker_defaults(&self) -> BrokerDefaults {
+        *self.defaults.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn topology(&self) -> &Topology {
@@ -45,8 +89,9 @@ impl Proxy {
     fn ensure_listener(self: &Arc<Self>, node_id: i32) -> Result<u16, RewriteError> {
         let proxy = self.clone();
         self.topology.listener(node_id, || {
-            let port = proxy.config.port_for_node(node_id).ok_or(RewriteError::NoListener { node_id })?;
-            let addr = format!("{}:{port}", proxy.config.listen.bind_host);
+            let cfg = proxy.config();
+            let port = cfg.port_for_node(node_id).ok_or(RewriteError::NoListener { node_id })?;
+            let addr = format!("{}:{port}", cfg.listen.bind_host);
             let listener = bind(&addr).map_err(|e| {
                 error!(node_id, %addr, error = %e, "proxy cannot bind the listener for a broker");
                 RewriteError::NoListener { node_id }
@@ -65,7 +110,7 @@ impl Endpoints for ProxyEndpoints {
     fn proxy_address(&self, node_id: i32, host: &str, port: i32) -> Result<(StrBytes, i32), RewriteError> {
         self.0.topology.learn(node_id, host, port);
         let port = self.0.ensure_listener(node_id)?;
-        Ok((StrBytes::from_string(self.0.config.listen.advertised_host.clone()), i32::from(port)))
+        Ok((StrBytes::from_string(self.0.config().listen.advertised_host.clone()), i32::from(port)))
     }
 }
 
@@ -98,8 +143,76 @@ pub async fn start(proxy: Arc<Proxy>) -> std::io::Result<SocketAddr> {
     let local = listener.local_addr()?;
     info!(%local, upstream = ?cfg.upstream.bootstrap_servers, "bootstrap listener ready");
     tokio::spawn(accept_loop(proxy.clone(), listener, Target::Bootstrap));
-    tokio::spawn(discover(proxy));
+    tokio::spawn(async move {
+        discover(proxy.clone()).await;
+        refresh_defaults(proxy).await;
+    });
     Ok(local)
+}
+
+/// How often broker defaults are read again.
+const DEFAULTS_REFRESH: Duration = Duration::from_secs(300);
+
+/// Keeps `broker_defaults` current: DescribeConfigs on one broker, every few minutes.
+async fn refresh_defaults(proxy: Arc<Proxy>) {
+    loop {
+        match fetch_defaults(&proxy).await {
+            Ok(d) => {
+                let mut cur = proxy.defaults.write().unwrap_or_else(|p| p.into_inner());
+                if *cur != d {
+                    info!(?d, "broker defaults for topic rules");
+                    *cur = d;
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read broker defaults; topic rules keep the last known (or Kafka's shipped) defaults"),
+        }
+        tokio::time::sleep(DEFAULTS_REFRESH).await;
+    }
+}
+
+async fn fetch_defaults(proxy: &Arc<Proxy>) -> anyhow::Result<BrokerDefaults> {
+    const VERSION: i16 = 4;
+    let node = proxy.topology.any_node().ok_or_else(|| anyhow::anyhow!("no broker known yet"))?;
+    // All keys (null): tansu fails on a request naming keys (StringWithoutLength); the ones the
+    // rules use are picked out below.
+    let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(StrBytes::from_string(node.to_string()))
+        .with_configuration_keys(None)]);
+    let resp: DescribeConfigsResponse = call(proxy, ApiKey::DescribeConfigs, VERSION, &req).await?;
+    let entries: Vec<(String, Option<String>)> = resp
+        .results
+        .iter()
+        .filter(|r| r.error_code == 0)
+        .flat_map(|r| r.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))))
+        .collect();
+    Ok(crate::policy::topics::defaults_from(&entries))
+}
+
+/// One request from the proxy itself to the cluster, on a fresh connection to a bootstrap broker.
+pub async fn call<Req: Encodable, Resp: Decodable>(proxy: &Proxy, api: ApiKey, version: i16, req: &Req) -> anyhow::Result<Resp> {
+    let cfg = proxy.config();
+    let timeout = Duration::from_millis(cfg.upstream.connect_timeout_ms);
+    let mut last = anyhow::anyhow!("no bootstrap servers");
+    for addr in &cfg.upstream.bootstrap_servers {
+        let attempt = async {
+            let mut stream = TcpStream::connect(addr).await?;
+            let frame = crate::frames::request(api, version, 1, Some("kafka-durability-proxy"), req)?;
+            stream.write_all(&frame).await?;
+            let mut reader = FrameReader::new(stream, cfg.limits.max_frame_bytes);
+            let resp = reader.next().await?.ok_or_else(|| anyhow::anyhow!("broker closed the connection"))?;
+            let skip = crate::codec::SIZE_LEN + crate::frames::response_header_len(api, version);
+            anyhow::ensure!(resp.len() >= skip, "broker sent a truncated response");
+            let mut body = resp.freeze().slice(skip..);
+            anyhow::Ok(Resp::decode(&mut body, version)?)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(r)) => return Ok(r),
+            Ok(Err(e)) => last = anyhow::anyhow!("{addr}: {e}"),
+            Err(_) => last = anyhow::anyhow!("{addr}: timed out"),
+        }
+    }
+    Err(last)
 }
 
 /// Asks the cluster for its brokers until it answers, so broker listeners exist after a restart
@@ -122,33 +235,11 @@ async fn discover(proxy: Arc<Proxy>) {
 }
 
 async fn discover_once(proxy: &Arc<Proxy>) -> anyhow::Result<usize> {
-    const VERSION: i16 = 1;
-    let cfg = proxy.config();
-    let timeout = Duration::from_millis(cfg.upstream.connect_timeout_ms);
-    let mut last = anyhow::anyhow!("no bootstrap servers");
-    for addr in &cfg.upstream.bootstrap_servers {
-        let attempt = async {
-            let mut stream = TcpStream::connect(addr).await?;
-            let req = MetadataRequest::default().with_topics(Some(vec![]));
-            let frame = crate::frames::request(ApiKey::Metadata, VERSION, 1, Some("kafka-durability-proxy"), &req)?;
-            stream.write_all(&frame).await?;
-            let mut reader = FrameReader::new(stream, cfg.limits.max_frame_bytes);
-            let resp = reader.next().await?.ok_or_else(|| anyhow::anyhow!("broker closed the connection"))?;
-            // Response header v0 (Metadata v1): size prefix and correlation id, then the body.
-            anyhow::ensure!(resp.len() >= 8, "broker sent a truncated Metadata response");
-            let mut body = resp.freeze().slice(8..);
-            let meta = MetadataResponse::decode(&mut body, VERSION)?;
-            let eps = proxy.endpoints();
-            for b in &meta.brokers {
-                eps.proxy_address(b.node_id.0, &b.host, b.port)?;
-            }
-            anyhow::Ok(meta.brokers.len())
-        };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(n)) => return Ok(n),
-            Ok(Err(e)) => last = anyhow::anyhow!("{addr}: {e}"),
-            Err(_) => last = anyhow::anyhow!("{addr}: timed out"),
-        }
+    let req = MetadataRequest::default().with_topics(Some(vec![]));
+    let meta: MetadataResponse = call(proxy, ApiKey::Metadata, 1, &req).await?;
+    let eps = proxy.endpoints();
+    for b in &meta.brokers {
+        eps.proxy_address(b.node_id.0, &b.host, b.port)?;
     }
-    Err(last)
+    Ok(meta.brokers.len())
 }

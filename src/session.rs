@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::admin;
 use crate::audit::Event;
 use crate::codec::{self, RequestHeader};
 use crate::config::Action;
@@ -56,7 +57,8 @@ where
     BR: AsyncRead + Unpin,
     BW: AsyncWrite + Unpin,
 {
-    let limits = &proxy.config().limits;
+    let cfg = proxy.config();
+    let limits = &cfg.limits;
     let (tx, rx) = mpsc::channel(limits.max_in_flight);
     let requests = Requests { proxy, peer, reader: FrameReader::new(cr, limits.max_frame_bytes), writer: FrameWriter::new(bw), tx };
     let responses = Responses {
@@ -218,7 +220,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         };
         let d = match api {
             ApiKey::Produce => return self.produce(frame, h),
-            ApiKey::Metadata => Disposition::Metadata,
+            ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::DeleteRecords => return self.admin(frame, h, api),
+            ApiKey::Metadata => return Ok(self.metadata(frame, h)),
             ApiKey::FindCoordinator => Disposition::FindCoordinator,
             ApiKey::DescribeCluster => Disposition::DescribeCluster,
             ApiKey::ApiVersions => Disposition::ApiVersions,
@@ -226,6 +229,61 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             _ => Disposition::Forward,
         };
         Ok(Step::Forward(frame.freeze(), expect(d)))
+    }
+
+    /// Metadata: rewritten on the way back; auto topic creation is switched off on the way out.
+    fn metadata(&self, mut frame: BytesMut, h: &RequestHeader) -> Step {
+        let cfg = self.proxy.config();
+        if let (true, Some(off)) = (cfg.metadata.block_auto_topic_creation, h.body_offset) {
+            if admin::block_auto_create(&mut frame, off, h.api_version) {
+                self.proxy.audit.record(Event {
+                    at: SystemTime::now(),
+                    event: "auto_topic_creation",
+                    rule: "metadata.block_auto_topic_creation",
+                    action: "upgrade",
+                    client_addr: self.peer,
+                    client_id: h.client_id(&frame).map(str::to_owned),
+                    api: "Metadata",
+                    api_version: h.api_version,
+                    topics: Vec::new(),
+                    detail: serde_json::json!({ "allow_auto_topic_creation": { "from": true, "to": false } }),
+                });
+            }
+        }
+        let pending = Pending::Expect { correlation_id: h.correlation_id, api_version: h.api_version, disposition: Disposition::Metadata };
+        Step::Forward(frame.freeze(), pending)
+    }
+
+    /// CreateTopics, DeleteTopics, DeleteRecords: see `admin`.
+    fn admin(&self, frame: BytesMut, h: &RequestHeader, api: ApiKey) -> Result<Step, SessionError> {
+        let body_offset = h.body_offset.ok_or_else(|| SessionError::Client("malformed request header".into()))?;
+        let frame = frame.freeze();
+        let cfg = self.proxy.config();
+        let ctx = admin::Ctx {
+            cfg: &cfg,
+            defaults: self.proxy.broker_defaults(),
+            audit: &self.proxy.audit,
+            peer: self.peer,
+            client_id: h.client_id(&frame),
+            version: h.api_version,
+            correlation_id: h.correlation_id,
+        };
+        let step = match api {
+            ApiKey::CreateTopics => admin::create_topics(&frame, body_offset, &ctx),
+            ApiKey::DeleteTopics => admin::delete_topics(&frame, body_offset, &ctx),
+            _ => admin::delete_records(&frame, body_offset, &ctx),
+        }
+        .map_err(|e| match e {
+            admin::AdminError::Malformed(_) => SessionError::Client(e.to_string()),
+            admin::AdminError::Encode(..) => SessionError::Proxy(e.to_string()),
+        })?;
+        let expect = |d| Pending::Expect { correlation_id: h.correlation_id, api_version: h.api_version, disposition: d };
+        Ok(match step {
+            admin::Step::Unchanged => Step::Forward(frame, expect(Disposition::Forward)),
+            admin::Step::Forward(bytes, None) => Step::Forward(bytes, expect(Disposition::Forward)),
+            admin::Step::Forward(bytes, Some(merge)) => Step::Forward(bytes, expect(Disposition::Merge(Box::new(merge)))),
+            admin::Step::Answer(bytes) => Step::Answer(Pending::Local(bytes)),
+        })
     }
 
     fn produce(&self, mut frame: BytesMut, h: &RequestHeader) -> Result<Step, SessionError> {
@@ -445,6 +503,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
                     .ok_or_else(|| SessionError::Broker(format!("undecodable Fetch v{api_version} response")))?;
                 tail::rewrite(&frame, off, tail::TailApi::Fetch, api_version, &eps())?.unwrap_or(Rewritten::Whole(frame))
             }
+            Disposition::Merge(plan) => Rewritten::Whole(admin::merge(&frame, api_version, *plan)?),
             Disposition::Swallow(template) => return self.swallow(&frame, api_version, *template),
         };
         match out {

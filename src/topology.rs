@@ -48,6 +48,11 @@ impl Topology {
         Ok(port)
     }
 
+    /// Some known broker, for the proxy's own requests about the cluster.
+    pub fn any_node(&self) -> Option<i32> {
+        self.brokers.read().unwrap_or_else(|p| p.into_inner()).keys().min().copied()
+    }
+
     pub fn listener_count(&self) -> usize {
         self.listeners.lock().unwrap_or_else(|p| p.into_inner()).len()
     }

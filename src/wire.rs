@@ -153,6 +153,13 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Array count that is also plausible: every element takes at least one byte, so a count
+    /// above the bytes left is a lie (and would make a decoder pre-allocate for it).
+    pub fn bounded_array_len_v(&mut self, flexible: bool) -> Option<usize> {
+        let n = self.array_len_v(flexible)?;
+        (n <= self.remaining()).then_some(n)
+    }
+
     /// Skips a tagged-field section.
     pub fn skip_tagged_fields(&mut self) -> Option<()> {
         let count = self.uvarint()?;

@@ -1,3 +1,4 @@
 //! Policy rules: pure functions from a decoded (or peeked) request to a decision. No I/O here;
 //! the session applies decisions, the audit module records them.
 pub mod produce;
+pub mod topics;

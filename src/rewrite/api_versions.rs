@@ -32,6 +32,10 @@ pub fn proxy_range(api: ApiKey) -> Option<VersionRange> {
         ApiKey::FindCoordinator => r(0, 6),
         ApiKey::DescribeCluster => r(0, 2),
         ApiKey::ApiVersions => r(0, ApiVersionsResponse::VERSIONS.max),
+        // Admin requests the proxy decodes (see `admin`): the versions kafka-protocol knows.
+        ApiKey::CreateTopics => r(2, 7),
+        ApiKey::DeleteTopics => r(1, 6),
+        ApiKey::DeleteRecords => r(0, 2),
         // Share groups (KIP-932) carry node endpoints as regular fields: not rewritten yet.
         ApiKey::ShareFetch | ApiKey::ShareAcknowledge => r(1, 0),
         _ => None,

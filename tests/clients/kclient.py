@@ -23,7 +23,7 @@ def produce_confluent(a):
         "linger.ms": 0,
         "enable.idempotence": False,
         "retries": 0,
-        "message.timeout.ms": 15000,
+        "message.timeout.ms": a.message_timeout_ms,
     }
     p = Producer(conf)
     delivered, errors = [], []
@@ -51,7 +51,11 @@ def produce_kafka_python(a):
                       request_timeout_ms=15000, max_block_ms=15000)
     delivered, errors = 0, []
     for i in range(a.count):
-        fut = p.send(a.topic, value=f"{a.prefix}-{i}".encode())
+        try:
+            fut = p.send(a.topic, value=f"{a.prefix}-{i}".encode())
+        except KafkaError as e:
+            errors.append({"name": type(e).__name__, "str": str(e)})
+            continue
         if a.one_per_request or i == a.count - 1:
             try:
                 fut.get(timeout=15)
@@ -99,6 +103,86 @@ def create_topic(a):
     out(result)
 
 
+def _kp_results(resp, key_names=("topics", "topic_error_codes", "responses")):
+    """Per-topic {code, message} from a kafka-python admin response dict, whatever its version."""
+    out = {}
+    for key in key_names:
+        for t in resp.get(key, []) or []:
+            name = t.get("name") or t.get("topic")
+            out[name] = {"code": t.get("error_code", 0), "message": t.get("error_message")}
+    return out
+
+
+def create_topics(a):
+    """--spec: JSON list of {name, partitions, rf, configs}; results per topic: {code, message}."""
+    spec = json.loads(a.spec)
+    if a.lib == "confluent":
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": a.bootstrap, "client.id": a.client_id})
+        topics = [NewTopic(t["name"], num_partitions=t.get("partitions", 1), replication_factor=t.get("rf", -1),
+                           config=t.get("configs", {})) for t in spec]
+        results = {}
+        for name, fut in admin.create_topics(topics, validate_only=a.validate_only, request_timeout=15).items():
+            try:
+                fut.result(20)
+                results[name] = {"code": 0, "message": None}
+            except Exception as e:  # KafkaException carrying a KafkaError
+                err = e.args[0]
+                results[name] = {"code": err.code(), "message": err.str()}
+        out({"results": results})
+    else:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=a.bootstrap, client_id=a.client_id, request_timeout_ms=15000)
+        new = {t["name"]: {"num_partitions": t.get("partitions", 1), "replication_factor": t.get("rf", -1),
+                           "configs": t.get("configs", {})} for t in spec}
+        resp = admin.create_topics(new, validate_only=a.validate_only, raise_errors=False)
+        admin.close()
+        out({"results": _kp_results(resp)})
+
+
+def delete_topics(a):
+    names = a.topics.split(",")
+    if a.lib == "confluent":
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": a.bootstrap, "client.id": a.client_id})
+        results = {}
+        for name, fut in admin.delete_topics(names, request_timeout=15).items():
+            try:
+                fut.result(20)
+                results[name] = {"code": 0, "message": None}
+            except Exception as e:
+                err = e.args[0]
+                results[name] = {"code": err.code(), "message": err.str()}
+        out({"results": results})
+    else:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=a.bootstrap, client_id=a.client_id, request_timeout_ms=15000)
+        resp = admin.delete_topics(names, raise_errors=False)
+        admin.close()
+        out({"results": _kp_results(resp)})
+
+
+def delete_records(a):
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": a.bootstrap, "client.id": a.client_id})
+    futs = admin.delete_records([TopicPartition(a.topic, 0, a.offset)], request_timeout=15)
+    results = {}
+    for tp, fut in futs.items():
+        try:
+            fut.result(20)
+            results[tp.topic] = {"code": 0, "message": None}
+        except Exception as e:
+            err = e.args[0]
+            results[tp.topic] = {"code": err.code(), "message": err.str()}
+    out({"results": results})
+
+
 def metadata(a):
     """Brokers as each client library learns them through the bootstrap address."""
     if a.lib == "confluent":
@@ -120,7 +204,7 @@ def metadata(a):
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("produce", "consume", "create-topic", "metadata"):
+    for name in ("produce", "consume", "create-topic", "metadata", "create-topics", "delete-topics", "delete-records"):
         s = sub.add_parser(name)
         s.add_argument("--bootstrap", required=True)
         s.add_argument("--topic", default="t")
@@ -130,6 +214,7 @@ def main():
     p.add_argument("--acks", default="all")
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--prefix", default="m")
+    p.add_argument("--message-timeout-ms", type=int, default=15000, help="confluent: give up on a record after this long")
     p.add_argument("--one-per-request", action="store_true", help="flush after each record: one Produce request each")
     c = sub.choices["consume"]
     c.add_argument("--group", default="kclient-group")
@@ -138,6 +223,11 @@ def main():
     t = sub.choices["create-topic"]
     t.add_argument("--partitions", type=int, default=1)
     t.add_argument("--rf", type=int, default=1)
+    ct = sub.choices["create-topics"]
+    ct.add_argument("--spec", required=True)
+    ct.add_argument("--validate-only", action="store_true")
+    sub.choices["delete-topics"].add_argument("--topics", required=True)
+    sub.choices["delete-records"].add_argument("--offset", type=int, default=1)
     a = ap.parse_args()
     if a.cmd == "produce":
         (produce_confluent if a.lib == "confluent" else produce_kafka_python)(a)
@@ -145,6 +235,12 @@ def main():
         consume(a)
     elif a.cmd == "create-topic":
         create_topic(a)
+    elif a.cmd == "create-topics":
+        create_topics(a)
+    elif a.cmd == "delete-topics":
+        delete_topics(a)
+    elif a.cmd == "delete-records":
+        delete_records(a)
     else:
         metadata(a)
 

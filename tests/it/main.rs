@@ -2,5 +2,6 @@
 //! (confluent-kafka / librdkafka, kafka-python, kcat), and in front of a scripted fake broker for
 //! what tansu never sends (several brokers, batched FindCoordinator, KIP-951 endpoints, errors).
 mod fake_broker;
+mod governance;
 mod support;
 mod with_tansu;

@@ -11,8 +11,22 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// A port that is free now, chosen below the kernel's ephemeral range (32768 and up here) so that
+/// no client connection of a parallel test can take it before the process that needs it binds.
+/// Each call takes its own block of 16 ports: no other call hands out `port + 1 ..= port + 15`,
+/// which a caller may use as a range (node listeners at a base port).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..1_500 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed).wrapping_add(seed);
+        let port = 20_000 + 16 * (n % 750) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999");
 }
 
 /// A multi-thread runtime shared by relays and fake brokers, so tests can stay synchronous and
@@ -201,18 +215,20 @@ impl Bed {
     pub fn start(extra_yaml: &str) -> Bed {
         let dir = tempfile::tempdir().expect("tempdir");
         let tansu_port = free_port();
-        let relay_port = free_port();
-        let tansu = start_tansu(dir.path(), tansu_port, relay_port);
-        let relay = relay::Relay::start(relay_port, tansu_port);
+        // The relay binds first (it must exist before tansu advertises it) and holds its port.
+        let relay = relay::Relay::start(tansu_port);
+        let tansu = start_tansu(dir.path(), tansu_port, relay.port);
         let broker_port = free_port();
-        let proxy = Proxy::start(dir.path(), relay_port, &[(TANSU_NODE, broker_port)], extra_yaml);
+        let proxy = Proxy::start(dir.path(), relay.port, &[(TANSU_NODE, broker_port)], extra_yaml);
         // Start-up discovery binds the broker's listener without any client asking.
         wait_for_port(broker_port, "proxy broker listener");
         Bed { _dir: dir, relay, proxy, broker_port, _tansu: tansu }
     }
 
+    /// Creates a topic in the durable shape the default topic rules require.
     pub fn create_topic(&self, topic: &str) {
-        let r = kclient(&["create-topic", "--bootstrap", &self.proxy.addr(), "--topic", topic]);
-        assert_eq!(r[topic], "ok", "{r}");
+        let spec = format!("[{{\"name\": \"{topic}\", \"rf\": 3, \"configs\": {{\"min.insync.replicas\": \"2\"}}}}]");
+        let r = kclient(&["create-topics", "--bootstrap", &self.proxy.addr(), "--spec", &spec]);
+        assert_eq!(r["results"][topic]["code"], 0, "{r}");
     }
 }

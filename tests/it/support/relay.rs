@@ -13,17 +13,23 @@ pub struct Seen {
     pub api_key: i16,
     pub client_id: Option<String>,
     pub acks: Option<i16>,
+    pub api_version: i16,
+    /// The whole frame, kept for Metadata and admin requests (tests decode what the broker got).
+    pub frame: Option<bytes::Bytes>,
 }
 
 pub struct Relay {
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub port: u16,
 }
 
 impl Relay {
-    pub fn start(port: u16, upstream: u16) -> Relay {
+    /// Listens on a port of its own choosing and relays to `upstream` (which may start later).
+    pub fn start(upstream: u16) -> Relay {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let rec = seen.clone();
-        let listener = super::runtime().block_on(TcpListener::bind(("127.0.0.1", port))).expect("relay bind");
+        let listener = super::runtime().block_on(TcpListener::bind(("127.0.0.1", 0))).expect("relay bind");
+        let port = listener.local_addr().expect("relay addr").port();
         super::runtime().spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let rec = rec.clone();
@@ -38,7 +44,15 @@ impl Relay {
                                 if let Some(h) = codec::peek_request_header(&frame) {
                                     let acks = if h.api_key == 0 { codec::peek_produce(&frame, &h).map(|p| p.acks) } else { None };
                                     let client_id = h.client_id(&frame).map(str::to_owned);
-                                    rec.lock().expect("lock").push(Seen { api_key: h.api_key, client_id, acks });
+                                    let keep = matches!(h.api_key, 3 | 19 | 20 | 21);
+                                    let frame = keep.then(|| bytes::Bytes::copy_from_slice(&frame));
+                                    rec.lock().expect("lock").push(Seen {
+                                        api_key: h.api_key,
+                                        api_version: h.api_version,
+                                        client_id,
+                                        acks,
+                                        frame,
+                                    });
                                 }
                                 if bw.write_all(&frame).await.is_err() {
                                     return;
@@ -58,7 +72,7 @@ impl Relay {
                 });
             }
         });
-        Relay { seen }
+        Relay { seen, port }
     }
 
     pub fn seen(&self) -> Vec<Seen> {

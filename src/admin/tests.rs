@@ -1,0 +1,241 @@
+//! Admin request handling per version: partial refusal and merge, upgrades, protected deletes,
+//! count guards and the auto-create patch.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::{BrokerId, MetadataRequest};
+
+use super::*;
+use crate::codec::peek_request_header;
+
+fn cfg(extra: &str) -> Config {
+    crate::config::parse(&format!(
+        "listen:\n  advertised_host: p\n  bootstrap_port: 1\n  broker_port_base: 100\nupstream:\n  bootstrap_servers: ['b:1']\n{extra}"
+    ))
+    .expect("config")
+}
+
+fn audit() -> AuditLog {
+    crate::audit::spawn(Box::new(tokio::io::sink()), 1000, Duration::from_secs(60)).0
+}
+
+fn topic(name: &str, rf: i16, configs: &[(&str, &str)]) -> CreatableTopic {
+    CreatableTopic::default()
+        .with_name(TopicName(s(name)))
+        .with_num_partitions(1)
+        .with_replication_factor(rf)
+        .with_configs(configs.iter().map(|(k, v)| CreatableTopicConfig::default().with_name(s(k)).with_value(Some(s(v)))).collect())
+}
+
+fn request<M: Encodable>(api: ApiKey, version: i16, body: &M) -> (Bytes, usize) {
+    let frame = frames::request(api, version, 9, Some("admin-tool"), body).expect("encode");
+    let off = peek_request_header(&frame).and_then(|h| h.body_offset).expect("header");
+    (frame, off)
+}
+
+fn body_of<M: Decodable>(frame: &Bytes, version: i16) -> M {
+    let off = peek_request_header(frame).and_then(|h| h.body_offset).expect("header");
+    let mut b = frame.slice(off..);
+    M::decode(&mut b, version).expect("decode")
+}
+
+fn ctx<'a>(cfg: &'a Config, audit: &'a AuditLog, version: i16) -> Ctx<'a> {
+    Ctx {
+        cfg,
+        defaults: BrokerDefaults::KAFKA,
+        audit,
+        peer: "10.0.0.9:5000".parse().expect("addr"),
+        client_id: Some("admin-tool"),
+        version,
+        correlation_id: 9,
+    }
+}
+
+fn response_body<M: Decodable>(frame: &Bytes, api: ApiKey, version: i16) -> M {
+    let mut b = frame.slice(SIZE_LEN + frames::response_header_len(api, version)..);
+    M::decode(&mut b, version).expect("decode response")
+}
+
+#[tokio::test]
+async fn create_topics_refuses_only_offenders_and_merges_in_order() {
+    let (cfg, audit) = (cfg(""), audit());
+    for version in 2..=7 {
+        for validate_only in [false, true] {
+            let req = CreateTopicsRequest::default().with_validate_only(validate_only).with_topics(vec![
+                topic("bad-rf", 1, &[("min.insync.replicas", "2")]),
+                topic("good", 3, &[("min.insync.replicas", "2")]),
+                topic("bad-isr", 3, &[]),
+            ]);
+            let (frame, off) = request(ApiKey::CreateTopics, version, &req);
+            let step = create_topics(&frame, off, &ctx(&cfg, &audit, version)).expect("step");
+            let Step::Forward(fwd, Some(merge_plan)) = step else { panic!("v{version}: expected a partial forward, got {step:?}") };
+            let sent: CreateTopicsRequest = body_of(&fwd, version);
+            assert_eq!(sent.topics.iter().map(|t| t.name.0.as_str()).collect::<Vec<_>>(), vec!["good"], "v{version}");
+            assert_eq!(sent.validate_only, validate_only, "validate_only is kept");
+            // The broker answers for "good"; the merged response has all three, in request order.
+            let broker = CreateTopicsResponse::default().with_topics(vec![CreatableTopicResult::default().with_name(TopicName(s("good")))]);
+            let resp = frames::response(ApiKey::CreateTopics, version, 9, &broker).expect("encode");
+            let merged: CreateTopicsResponse =
+                response_body(&merge(&resp, version, merge_plan).expect("merge"), ApiKey::CreateTopics, version);
+            let got: Vec<_> = merged.topics.iter().map(|t| (t.name.0.to_string(), t.error_code)).collect();
+            assert_eq!(got, vec![("bad-rf".into(), 44), ("good".into(), 0), ("bad-isr".into(), 44)], "v{version}");
+            let msg = merged.topics[2].error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            assert!(msg.contains("min.insync.replicas unset (broker default 1) is below the required 2"), "{msg}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn all_refused_is_answered_without_the_broker() {
+    let (cfg, audit) = (cfg(""), audit());
+    for version in 2..=7 {
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![topic("a", 1, &[]), topic("b", 2, &[("unclean.leader.election.enable", "true")])]);
+        let (frame, off) = request(ApiKey::CreateTopics, version, &req);
+        let Ok(Step::Answer(resp)) = create_topics(&frame, off, &ctx(&cfg, &audit, version)) else { panic!("expected an answer") };
+        assert_eq!(crate::codec::peek_response_correlation(&resp), Some(9));
+        let m: CreateTopicsResponse = response_body(&resp, ApiKey::CreateTopics, version);
+        assert!(m.topics.iter().all(|t| t.error_code == 44), "v{version}");
+        assert!(m.topics[1].error_message.as_ref().is_some_and(|m| m.contains("unclean.leader.election.enable=true")));
+    }
+}
+
+#[tokio::test]
+async fn upgrade_makes_the_durable_shape_explicit() {
+    let cfg = cfg("policies:\n  create_topics:\n    replication_factor: {value: 3, action: upgrade}\n    min_insync_replicas: {value: 2, action: upgrade}\n    no_unclean_leader_election: {action: upgrade}\n");
+    let audit = audit();
+    for version in 2..=7 {
+        let req = CreateTopicsRequest::default().with_topics(vec![topic(
+            "t",
+            -1,
+            &[("unclean.leader.election.enable", "true"), ("retention.ms", "1000")],
+        )]);
+        let (frame, off) = request(ApiKey::CreateTopics, version, &req);
+        let Ok(Step::Forward(fwd, None)) = create_topics(&frame, off, &ctx(&cfg, &audit, version)) else { panic!("expected a rewrite") };
+        let sent: CreateTopicsRequest = body_of(&fwd, version);
+        let t = &sent.topics[0];
+        assert_eq!(t.replication_factor, 3);
+        let mut configs: Vec<_> = t.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
+        configs.sort();
+        assert_eq!(
+            configs,
+            vec![
+                ("min.insync.replicas".into(), Some("2".into())),
+                ("retention.ms".into(), Some("1000".into())),
+                ("unclean.leader.election.enable".into(), Some("false".into())),
+            ]
+        );
+        // The original header travels unchanged.
+        let h = peek_request_header(&fwd).expect("header");
+        assert_eq!((h.api_key, h.api_version, h.correlation_id, h.client_id(&fwd)), (19, version, 9, Some("admin-tool")));
+    }
+}
+
+#[tokio::test]
+async fn durable_requests_and_exempt_topics_pass_untouched() {
+    let cfg = cfg("policies:\n  create_topics:\n    exempt:\n      topics: ['scratch.*']\n");
+    let audit = audit();
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        topic("orders", 3, &[("min.insync.replicas", "2")]),
+        topic("scratch.tmp", 1, &[]),
+        topic("assigned", -1, &[("min.insync.replicas", "2")]).with_assignments(vec![CreatableReplicaAssignment::default()
+            .with_partition_index(0)
+            .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)])]),
+    ]);
+    let (frame, off) = request(ApiKey::CreateTopics, 7, &req);
+    assert!(matches!(create_topics(&frame, off, &ctx(&cfg, &audit, 7)), Ok(Step::Unchanged)));
+}
+
+#[tokio::test]
+async fn protected_topics_cannot_be_deleted_in_any_version() {
+    let cfg = cfg("policies:\n  deletes:\n    protected_topics: ['orders', 'payments.*']\n");
+    let audit = audit();
+    for version in 1..=6 {
+        let req = if version >= 6 {
+            DeleteTopicsRequest::default().with_topics(vec![
+                DeleteTopicState::default().with_name(Some(TopicName(s("orders")))),
+                DeleteTopicState::default().with_name(Some(TopicName(s("scratch")))),
+                DeleteTopicState::default().with_topic_id(uuid::Uuid::from_u128(5)),
+            ])
+        } else {
+            DeleteTopicsRequest::default().with_topic_names(vec![
+                TopicName(s("orders")),
+                TopicName(s("scratch")),
+                TopicName(s("payments.eu")),
+            ])
+        };
+        let (frame, off) = request(ApiKey::DeleteTopics, version, &req);
+        let Ok(Step::Forward(fwd, Some(plan))) = delete_topics(&frame, off, &ctx(&cfg, &audit, version)) else { panic!("v{version}") };
+        let sent: DeleteTopicsRequest = body_of(&fwd, version);
+        let sent_names: Vec<String> = if version >= 6 {
+            sent.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect()
+        } else {
+            sent.topic_names.iter().map(|n| n.0.to_string()).collect()
+        };
+        assert_eq!(sent_names, vec!["scratch".to_string()], "v{version}");
+        let broker =
+            DeleteTopicsResponse::default().with_responses(vec![DeletableTopicResult::default().with_name(Some(TopicName(s("scratch"))))]);
+        let resp = frames::response(ApiKey::DeleteTopics, version, 9, &broker).expect("encode");
+        let m: DeleteTopicsResponse = response_body(&merge(&resp, version, plan).expect("merge"), ApiKey::DeleteTopics, version);
+        let codes: Vec<i16> = m.responses.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, vec![44, 0, 44], "v{version}: protected, allowed, protected (or unnamed id)");
+        if version >= 5 {
+            assert!(m.responses[0].error_message.as_ref().is_some_and(|e| e.contains("protected pattern 'orders'")));
+        }
+    }
+}
+
+#[tokio::test]
+async fn protected_topics_cannot_be_truncated() {
+    let cfg = cfg("policies:\n  deletes:\n    protected_topics: ['orders']\n");
+    let audit = audit();
+    for version in 0..=2 {
+        let req = DeleteRecordsRequest::default().with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(s("orders")))
+            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(10)])]);
+        let (frame, off) = request(ApiKey::DeleteRecords, version, &req);
+        let Ok(Step::Answer(resp)) = delete_records(&frame, off, &ctx(&cfg, &audit, version)) else { panic!("v{version}") };
+        let m: DeleteRecordsResponse = response_body(&resp, ApiKey::DeleteRecords, version);
+        assert_eq!(m.topics[0].partitions[0].error_code, 44);
+    }
+}
+
+#[test]
+fn guards_refuse_impossible_counts() {
+    // CreateTopics v2 claiming 2^31-1 topics in a few bytes.
+    let mut body = vec![0x7f, 0xff, 0xff, 0xff];
+    body.extend_from_slice(&[0; 8]);
+    assert!(!guard::create_topics(&body, 2));
+    assert!(!guard::delete_topics(&body, 1));
+    assert!(!guard::delete_records(&body, 0));
+    // Compact count in a flexible version.
+    assert!(!guard::create_topics(&[0xff, 0xff, 0xff, 0xff, 0x07, 0, 0], 5));
+    // Trailing bytes are refused too.
+    let (frame, off) = request(ApiKey::CreateTopics, 5, &CreateTopicsRequest::default());
+    let mut trailing = frame[off..].to_vec();
+    assert!(guard::create_topics(&trailing, 5));
+    trailing.push(0);
+    assert!(!guard::create_topics(&trailing, 5));
+}
+
+#[test]
+fn auto_topic_creation_is_cleared_in_place() {
+    for version in 4..=13 {
+        for topics in [
+            None,
+            Some(vec![kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("x"))))]),
+        ] {
+            let req = MetadataRequest::default().with_topics(topics.clone()).with_allow_auto_topic_creation(true);
+            let (frame, off) = request(ApiKey::Metadata, version, &req);
+            let mut buf = frame.to_vec();
+            assert!(block_auto_create(&mut buf, off, version), "v{version}");
+            let got: MetadataRequest = body_of(&Bytes::from(buf.clone()), version);
+            assert!(!got.allow_auto_topic_creation, "v{version}");
+            assert_eq!(got.topics, topics);
+            assert!(!block_auto_create(&mut buf, off, version), "already clear");
+        }
+    }
+}
