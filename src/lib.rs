@@ -5,8 +5,10 @@
 //! - `codec`: frames with a size cap, request-header peek, Produce acks location and patch.
 //! - `frames`: building frames from kafka-protocol messages (the proxy's own responses).
 //! - `config`, `pattern`: typed, validated configuration; name patterns for scoping.
-//! - `policy`: pure rules from request to decision (`produce`: acks; `topics`: topic shapes).
-//! - `admin`: CreateTopics / DeleteTopics / DeleteRecords / Metadata auto-create handling.
+//! - `policy`: pure rules from request to decision (`produce`: acks; `topics`: topic shapes;
+//!   `configs`: the config a resource would have after a change).
+//! - `admin`: CreateTopics / DeleteTopics / DeleteRecords / AlterConfigs /
+//!   IncrementalAlterConfigs handling, Metadata auto-create.
 //! - `rewrite`: address rewrites (Metadata, FindCoordinator, DescribeCluster, KIP-951 tails),
 //!   ApiVersions clamping, Produce response scanning and rejection.
 //! - `inflight`: what to do with each response, in request order.

@@ -189,7 +189,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
     /// Handles one request; true when the connection is to be closed after what is queued.
     async fn handle(&mut self, frame: BytesMut) -> Result<bool, SessionError> {
         let header = codec::peek_request_header(&frame).ok_or_else(|| SessionError::Client("malformed request header".into()))?;
-        let step = self.decide(frame, &header)?;
+        let config_change = matches!(header.known_api(), Some(ApiKey::AlterConfigs | ApiKey::IncrementalAlterConfigs))
+            && api_versions::allowed(header.api_key, header.api_version);
+        let step = if config_change { self.alter_configs(frame, &header).await? } else { self.decide(frame, &header)? };
         let closing = matches!(step, Step::Answer(Pending::Close));
         let (bytes, pending) = match step {
             Step::Forward(bytes, pending) => (Some(bytes), pending),
@@ -254,6 +256,26 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         Step::Forward(frame.freeze(), pending)
     }
 
+    /// AlterConfigs / IncrementalAlterConfigs: judged on the resulting config, which needs the
+    /// current one from the cluster. Later requests of this client wait: order is kept.
+    async fn alter_configs(&self, frame: BytesMut, h: &RequestHeader) -> Result<Step, SessionError> {
+        let body_offset = h.body_offset.ok_or_else(|| SessionError::Client("malformed request header".into()))?;
+        let frame = frame.freeze();
+        let cfg = self.proxy.config();
+        let ctx = admin::Ctx {
+            cfg: &cfg,
+            defaults: self.proxy.broker_defaults(),
+            audit: &self.proxy.audit,
+            peer: self.peer,
+            client_id: h.client_id(&frame),
+            version: h.api_version,
+            correlation_id: h.correlation_id,
+        };
+        let incremental = h.api_key == ApiKey::IncrementalAlterConfigs as i16;
+        let step = admin::configs::alter_configs(self.proxy, &frame, body_offset, &ctx, incremental).await.map_err(admin_error)?;
+        Ok(self.admin_step(frame, h, step))
+    }
+
     /// CreateTopics, DeleteTopics, DeleteRecords: see `admin`.
     fn admin(&self, frame: BytesMut, h: &RequestHeader, api: ApiKey) -> Result<Step, SessionError> {
         let body_offset = h.body_offset.ok_or_else(|| SessionError::Client("malformed request header".into()))?;
@@ -273,17 +295,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             ApiKey::DeleteTopics => admin::delete_topics(&frame, body_offset, &ctx),
             _ => admin::delete_records(&frame, body_offset, &ctx),
         }
-        .map_err(|e| match e {
-            admin::AdminError::Malformed(_) => SessionError::Client(e.to_string()),
-            admin::AdminError::Encode(..) => SessionError::Proxy(e.to_string()),
-        })?;
+        .map_err(admin_error)?;
+        Ok(self.admin_step(frame, h, step))
+    }
+
+    fn admin_step(&self, frame: bytes::Bytes, h: &RequestHeader, step: admin::Step) -> Step {
         let expect = |d| Pending::Expect { correlation_id: h.correlation_id, api_version: h.api_version, disposition: d };
-        Ok(match step {
+        match step {
             admin::Step::Unchanged => Step::Forward(frame, expect(Disposition::Forward)),
             admin::Step::Forward(bytes, None) => Step::Forward(bytes, expect(Disposition::Forward)),
             admin::Step::Forward(bytes, Some(merge)) => Step::Forward(bytes, expect(Disposition::Merge(Box::new(merge)))),
             admin::Step::Answer(bytes) => Step::Answer(Pending::Local(bytes)),
-        })
+        }
     }
 
     fn produce(&self, mut frame: BytesMut, h: &RequestHeader) -> Result<Step, SessionError> {
@@ -361,6 +384,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
                 Ok(Step::Answer(Pending::Local(answer)))
             }
         }
+    }
+}
+
+fn admin_error(e: admin::AdminError) -> SessionError {
+    match e {
+        admin::AdminError::Malformed(_) => SessionError::Client(e.to_string()),
+        admin::AdminError::Encode(..) => SessionError::Proxy(e.to_string()),
     }
 }
 

@@ -77,6 +77,32 @@ pub fn delete_records(body: &[u8], version: i16) -> bool {
     walk().is_some()
 }
 
+/// AlterConfigs v0-2 (flexible from v2) and IncrementalAlterConfigs v0-1 (flexible from v1,
+/// with an operation byte per config).
+pub fn alter_configs(body: &[u8], version: i16, incremental: bool) -> bool {
+    let flex = if incremental { version >= 1 } else { version >= 2 };
+    let walk = || -> Option<()> {
+        let mut c = Cursor::new(body);
+        for _ in 0..c.bounded_array_len_v(flex)? {
+            c.i8()?;
+            c.string_v(flex)?;
+            for _ in 0..c.bounded_array_len_v(flex)? {
+                c.string_v(flex)?;
+                if incremental {
+                    c.i8()?;
+                }
+                c.string_v(flex)?;
+                tags(&mut c, flex)?;
+            }
+            tags(&mut c, flex)?;
+        }
+        c.i8()?;
+        tags(&mut c, flex)?;
+        (c.remaining() == 0).then_some(())
+    };
+    walk().is_some()
+}
+
 fn tags(c: &mut Cursor<'_>, flex: bool) -> Option<()> {
     if flex {
         c.skip_tagged_fields()?;

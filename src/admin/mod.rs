@@ -3,6 +3,7 @@
 //! error in the API's own shape; the rest go to the broker in a re-encoded request, and the
 //! broker's answer is merged with the proxy's so the client sees one response, in request order.
 
+pub mod configs;
 pub mod guard;
 
 use std::net::SocketAddr;
@@ -55,9 +56,26 @@ pub enum Step {
 /// The proxy's own results, to be merged into the broker's response in request order.
 #[derive(Debug)]
 pub enum Merge {
-    CreateTopics { order: Vec<String>, local: Vec<CreatableTopicResult> },
-    DeleteTopics { order: Vec<String>, local: Vec<DeletableTopicResult> },
-    DeleteRecords { order: Vec<String>, local: Vec<DeleteRecordsTopicResult> },
+    CreateTopics {
+        order: Vec<String>,
+        local: Vec<CreatableTopicResult>,
+    },
+    DeleteTopics {
+        order: Vec<String>,
+        local: Vec<DeletableTopicResult>,
+    },
+    DeleteRecords {
+        order: Vec<String>,
+        local: Vec<DeleteRecordsTopicResult>,
+    },
+    AlterConfigs {
+        order: Vec<String>,
+        local: Vec<kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse>,
+    },
+    IncrementalAlterConfigs {
+        order: Vec<String>,
+        local: Vec<kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -362,6 +380,14 @@ pub fn merge(frame: &Bytes, version: i16, merge: Merge) -> Result<Bytes, Rewrite
         }),
         Merge::DeleteRecords { order, local } => reencode(frame, ApiKey::DeleteRecords, version, |m: &mut DeleteRecordsResponse| {
             m.topics = order_results(order, std::mem::take(&mut m.topics), local, |r| r.name.0.to_string());
+            Ok(())
+        }),
+        Merge::AlterConfigs { order, local } => reencode(frame, ApiKey::AlterConfigs, version, |m| {
+            configs::merge_legacy(m, order, local);
+            Ok(())
+        }),
+        Merge::IncrementalAlterConfigs { order, local } => reencode(frame, ApiKey::IncrementalAlterConfigs, version, |m| {
+            configs::merge_incremental(m, order, local);
             Ok(())
         }),
     }

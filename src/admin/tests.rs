@@ -239,3 +239,32 @@ fn auto_topic_creation_is_cleared_in_place() {
         }
     }
 }
+
+#[test]
+fn config_change_guards_accept_every_version_and_refuse_lies() {
+    use kafka_protocol::messages::{
+        alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest, IncrementalAlterConfigsRequest,
+    };
+    for version in 0..=2 {
+        let req = AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("t"))
+            .with_configs(vec![alter_configs_request::AlterableConfig::default().with_name(s("retention.ms")).with_value(Some(s("1")))])]);
+        let (frame, off) = request(ApiKey::AlterConfigs, version, &req);
+        assert!(guard::alter_configs(&frame[off..], version, false), "AlterConfigs v{version}");
+    }
+    for version in 0..=1 {
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(s(""))
+                .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(s("min.insync.replicas"))
+                    .with_config_operation(1)]),
+        ]);
+        let (frame, off) = request(ApiKey::IncrementalAlterConfigs, version, &req);
+        assert!(guard::alter_configs(&frame[off..], version, true), "IncrementalAlterConfigs v{version}");
+        assert!(!guard::alter_configs(&frame[off..frame.len() - 1], version, true), "truncated v{version}");
+    }
+    assert!(!guard::alter_configs(&[0x7f, 0xff, 0xff, 0xff, 0], 0, false));
+}

@@ -36,6 +36,8 @@ pub fn proxy_range(api: ApiKey) -> Option<VersionRange> {
         ApiKey::CreateTopics => r(2, 7),
         ApiKey::DeleteTopics => r(1, 6),
         ApiKey::DeleteRecords => r(0, 2),
+        ApiKey::AlterConfigs => r(0, 2),
+        ApiKey::IncrementalAlterConfigs => r(0, 1),
         // Share groups (KIP-932) carry node endpoints as regular fields: not rewritten yet.
         ApiKey::ShareFetch | ApiKey::ShareAcknowledge => r(1, 0),
         _ => None,

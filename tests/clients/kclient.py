@@ -183,6 +183,44 @@ def delete_records(a):
     out({"results": results})
 
 
+def alter_configs(a):
+    """--set k=v,... and --delete k,... on one topic or broker; --incremental or legacy AlterConfigs."""
+    sets = dict(kv.split("=", 1) for kv in a.set.split(",") if kv) if a.set else {}
+    deletes = [k for k in a.delete.split(",") if k] if a.delete else []
+    if a.lib == "confluent":
+        from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+        admin = AdminClient({"bootstrap.servers": a.bootstrap, "client.id": a.client_id})
+        rtype = ResourceType.TOPIC if a.resource == "topic" else ResourceType.BROKER
+        if a.incremental:
+            entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in sets.items()]
+            entries += [ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE) for k in deletes]
+            futs = admin.incremental_alter_configs([ConfigResource(rtype, a.name, incremental_configs=entries)], request_timeout=15)
+        else:
+            futs = admin.alter_configs([ConfigResource(rtype, a.name, set_config=sets)], request_timeout=15)
+        for _, fut in futs.items():
+            try:
+                fut.result(20)
+                out({"code": 0, "message": None})
+            except Exception as e:
+                err = e.args[0]
+                out({"code": err.code(), "message": err.str()})
+    else:
+        from kafka import KafkaAdminClient
+        from kafka.admin import ConfigResource, ConfigResourceType
+
+        admin = KafkaAdminClient(bootstrap_servers=a.bootstrap, client_id=a.client_id, request_timeout_ms=15000)
+        rtype = ConfigResourceType.TOPIC if a.resource == "topic" else ConfigResourceType.BROKER
+        configs = dict(sets)
+        configs.update({k: ("DELETE", None) for k in deletes})
+        try:
+            resp = admin.alter_configs([ConfigResource(rtype, a.name, configs=configs)], incremental=a.incremental, raise_on_unknown=False)
+            out({"code": 0, "message": None, "response": str(resp)})
+        except Exception as e:
+            out({"code": getattr(e, "errno", -1), "message": str(e), "error": type(e).__name__})
+        admin.close()
+
+
 def metadata(a):
     """Brokers as each client library learns them through the bootstrap address."""
     if a.lib == "confluent":
@@ -204,7 +242,7 @@ def metadata(a):
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("produce", "consume", "create-topic", "metadata", "create-topics", "delete-topics", "delete-records"):
+    for name in ("produce", "consume", "create-topic", "metadata", "create-topics", "delete-topics", "delete-records", "alter-configs"):
         s = sub.add_parser(name)
         s.add_argument("--bootstrap", required=True)
         s.add_argument("--topic", default="t")
@@ -228,6 +266,12 @@ def main():
     ct.add_argument("--validate-only", action="store_true")
     sub.choices["delete-topics"].add_argument("--topics", required=True)
     sub.choices["delete-records"].add_argument("--offset", type=int, default=1)
+    ac = sub.choices["alter-configs"]
+    ac.add_argument("--resource", choices=["topic", "broker"], default="topic")
+    ac.add_argument("--name", required=True)
+    ac.add_argument("--set", default="")
+    ac.add_argument("--delete", default="")
+    ac.add_argument("--incremental", action="store_true")
     a = ap.parse_args()
     if a.cmd == "produce":
         (produce_confluent if a.lib == "confluent" else produce_kafka_python)(a)
@@ -241,6 +285,8 @@ def main():
         delete_topics(a)
     elif a.cmd == "delete-records":
         delete_records(a)
+    elif a.cmd == "alter-configs":
+        alter_configs(a)
     else:
         metadata(a)
 

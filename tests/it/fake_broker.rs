@@ -9,14 +9,18 @@ use bytes::Bytes;
 use kafka_durability_proxy::codec::SIZE_LEN;
 use kafka_durability_proxy::frames;
 use kafka_durability_proxy::rewrite::produce_response;
+use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    AlterConfigsRequest, AlterConfigsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, DescribeConfigsRequest,
+    DescribeConfigsResponse, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -63,8 +67,9 @@ fn metadata_req(corr: i32, client: &str) -> Bytes {
 fn cluster_script() -> impl Fn(&[u16]) -> Script {
     |ports: &[u16]| {
         let ports = ports.to_vec();
-        Arc::new(move |_port, h, _frame| {
+        Arc::new(move |_port, h, _frame: &[u8]| {
             let v = h.api_version;
+            let frame = _frame;
             match h.api_key {
                 18 => {
                     let keys = [(0, 0, 13), (1, 4, 17), (3, 0, 12), (10, 0, 6), (18, 0, 4), (60, 0, 1), (12_345, 0, 1)];
@@ -98,10 +103,67 @@ fn cluster_script() -> impl Fn(&[u16]) -> Script {
                     ]);
                     Reply::Frame(frames::response(ApiKey::FindCoordinator, v, h.correlation_id, &body).expect("enc"))
                 }
+                32 => {
+                    // Current configs: topic "orders" has min.insync.replicas=2 as an override.
+                    let mut b = Bytes::copy_from_slice(&frame_body(frame, h));
+                    let req = DescribeConfigsRequest::decode(&mut b, v).expect("describe configs");
+                    let results = req
+                        .resources
+                        .iter()
+                        .map(|r| {
+                            let configs = if r.resource_type == 2 && r.resource_name.as_str() == "orders" {
+                                vec![
+                                    DescribeConfigsResourceResult::default()
+                                        .with_name(s("min.insync.replicas"))
+                                        .with_value(Some(s("2")))
+                                        .with_config_source(1),
+                                    DescribeConfigsResourceResult::default()
+                                        .with_name(s("retention.ms"))
+                                        .with_value(Some(s("604800000")))
+                                        .with_config_source(5),
+                                ]
+                            } else {
+                                vec![]
+                            };
+                            DescribeConfigsResult::default()
+                                .with_resource_type(r.resource_type)
+                                .with_resource_name(r.resource_name.clone())
+                                .with_configs(configs)
+                        })
+                        .collect();
+                    let body = DescribeConfigsResponse::default().with_results(results);
+                    Reply::Frame(frames::response(ApiKey::DescribeConfigs, v, h.correlation_id, &body).expect("enc"))
+                }
+                33 => {
+                    let mut b = Bytes::copy_from_slice(&frame_body(frame, h));
+                    let req = AlterConfigsRequest::decode(&mut b, v).expect("alter configs");
+                    let responses = req
+                        .resources
+                        .iter()
+                        .map(|r| {
+                            AlterConfigsResourceResponse::default()
+                                .with_resource_type(r.resource_type)
+                                .with_resource_name(r.resource_name.clone())
+                        })
+                        .collect();
+                    Reply::Frame(
+                        frames::response(
+                            ApiKey::AlterConfigs,
+                            v,
+                            h.correlation_id,
+                            &AlterConfigsResponse::default().with_responses(responses),
+                        )
+                        .expect("enc"),
+                    )
+                }
                 _ => Reply::Nothing,
             }
         })
     }
+}
+
+fn frame_body(frame: &[u8], h: &kafka_durability_proxy::codec::RequestHeader) -> Vec<u8> {
+    frame[h.body_offset.expect("known api")..].to_vec()
 }
 
 /// Script answering Produce by the client id: `err` fails the partition, `kip951` reports a new
@@ -322,4 +384,35 @@ fn answers_to_unchanged_acks0_are_dropped_even_when_they_arrive_together() {
     let b = client.recv().expect("second");
     assert_eq!((corr(&a), corr(&b)), (1, 4), "only the responses the client expects, in order");
     assert!(!c.proxy.log().contains("WARN"), "{}", c.proxy.log());
+}
+
+#[test]
+fn legacy_alter_configs_that_drops_an_override_is_refused() {
+    // Legacy AlterConfigs replaces the whole override set: leaving min.insync.replicas out resets
+    // it to the broker default (1). tansu has no AlterConfigs, so the fake broker plays the part.
+    let mut c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    let resource = |name: &str, configs: &[(&str, &str)]| {
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s(name))
+            .with_configs(configs.iter().map(|(k, v)| AlterableConfig::default().with_name(s(k)).with_value(Some(s(v)))).collect())
+    };
+    for version in 0..=2 {
+        let req = AlterConfigsRequest::default().with_resources(vec![
+            resource("orders", &[("retention.ms", "86400000")]),
+            resource("orders-keeps-isr", &[("retention.ms", "86400000"), ("min.insync.replicas", "2")]),
+        ]);
+        client.send(&frames::request(ApiKey::AlterConfigs, version, 40 + i32::from(version), Some("ops-script"), &req).expect("enc"));
+        let resp = client.recv().expect("response");
+        let m: AlterConfigsResponse = decode(&resp, ApiKey::AlterConfigs, version);
+        let got: Vec<_> = m.responses.iter().map(|r| (r.resource_name.to_string(), r.error_code)).collect();
+        assert_eq!(got, vec![("orders".into(), 44), ("orders-keeps-isr".into(), 0)], "v{version}");
+        let msg = m.responses[0].error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+        assert!(msg.contains("min.insync.replicas unset (broker default 1) is below the required 2"), "{msg}");
+    }
+    // The broker only ever saw the resource that keeps its min.insync.replicas.
+    assert_eq!(c.fake.got().iter().filter(|g| g.api_key == 33).count(), 3);
+    c.proxy.stop();
+    assert!(c.proxy.audit().iter().any(|l| l["event"] == "alter_config" && l["action"] == "reject" && l["client_id"] == "ops-script"));
 }

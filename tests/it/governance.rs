@@ -6,9 +6,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_durability_proxy::codec;
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest};
-use kafka_protocol::protocol::Decodable;
+use kafka_durability_proxy::frames;
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
+use crate::support::fake::RawClient;
 use crate::support::{kclient, Bed};
 
 fn body<M: Decodable>(frame: &Bytes, version: i16) -> M {
@@ -193,4 +198,67 @@ fn sighup_and_wait(bed: &Bed, needle: &str, times: usize) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("proxy log never said `{needle}`:\n{}", bed.proxy.log());
+}
+
+fn alter(bed: &Bed, lib: &str, args: &[&str]) -> serde_json::Value {
+    let addr = bed.proxy.addr();
+    let mut all = vec!["alter-configs", "--lib", lib, "--bootstrap", &addr, "--incremental"];
+    all.extend_from_slice(args);
+    kclient(&all)
+}
+
+/// kafka-python reports per-resource errors inside its response text.
+fn refused(r: &serde_json::Value) -> bool {
+    r["code"] == 44 || r["response"].as_str().is_some_and(|s| s.contains("Error 44") && s.contains("durability proxy refused"))
+}
+
+#[test]
+fn config_changes_are_judged_by_the_resulting_config() {
+    let mut bed = Bed::start("");
+    bed.create_topic("cfg-topic");
+    for lib in ["confluent", "kafka-python"] {
+        let lower = alter(&bed, lib, &["--name", "cfg-topic", "--set", "min.insync.replicas=1"]);
+        assert!(refused(&lower), "{lib}: lowering min.insync.replicas: {lower}");
+        let text = lower.to_string();
+        assert!(text.contains("min.insync.replicas 1 is below the required 2"), "{lib}: {text}");
+        let delete = alter(&bed, lib, &["--name", "cfg-topic", "--delete", "min.insync.replicas"]);
+        assert!(refused(&delete), "{lib}: deleting it falls back to the broker default 1: {delete}");
+        let unclean = alter(&bed, lib, &["--name", "cfg-topic", "--set", "unclean.leader.election.enable=true"]);
+        assert!(refused(&unclean), "{lib}: {unclean}");
+        let fine = alter(&bed, lib, &["--name", "cfg-topic", "--set", "min.insync.replicas=2,retention.ms=86400000"]);
+        assert!(!refused(&fine) && fine["code"] == 0, "{lib}: a safe change goes through: {fine}");
+    }
+    // Broker resources: a specific broker through both clients, and the cluster-wide default
+    // (name "") as a raw request: both libraries refuse an empty broker name themselves.
+    for lib in ["confluent", "kafka-python"] {
+        let broker = alter(&bed, lib, &["--resource", "broker", "--name", "111", "--set", "unclean.leader.election.enable=true"]);
+        assert!(refused(&broker), "{lib}: {broker}");
+        assert!(broker.to_string().contains("refused the config change to broker 111"), "{broker}");
+    }
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(StrBytes::from_static_str(""))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("min.insync.replicas"))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str("1")))])]);
+    let mut raw = RawClient::connect(bed.proxy.bootstrap);
+    raw.send(&frames::request(ApiKey::IncrementalAlterConfigs, 1, 5, Some("ops-script"), &req).expect("encode"));
+    let resp = raw.recv().expect("response");
+    let mut b = resp.slice(4 + frames::response_header_len(ApiKey::IncrementalAlterConfigs, 1)..);
+    let m = IncrementalAlterConfigsResponse::decode(&mut b, 1).expect("decode");
+    assert_eq!(m.responses[0].error_code, 44);
+    let msg = m.responses[0].error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    assert!(msg.contains("the cluster-wide broker default") && msg.contains("(broker default 1) is below the required 2"), "{msg}");
+    // An unrelated broker change is not blocked by the cluster's existing (weak) defaults.
+    let harmless = alter(&bed, "confluent", &["--resource", "broker", "--name", "111", "--set", "log.cleaner.threads=2"]);
+    assert!(!refused(&harmless), "{harmless}");
+    // The broker received only the changes that were allowed.
+    let alters = bed.relay.seen().iter().filter(|s| s.api_key == 44).count();
+    assert_eq!(alters, 3, "two safe topic changes (one per client) and one harmless broker change reached the broker");
+    bed.proxy.stop();
+    let audit = bed.proxy.audit();
+    let lines: Vec<_> = audit.iter().filter(|l| l["event"] == "alter_config").collect();
+    assert!(lines.iter().any(|l| l["action"] == "reject"), "{lines:#?}");
+    assert!(lines.iter().any(|l| l["action"] == "allow"), "{lines:#?}");
 }
