@@ -222,7 +222,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         };
         let d = match api {
             ApiKey::Produce => return self.produce(frame, h),
-            ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::DeleteRecords => return self.admin(frame, h, api),
+            ApiKey::CreateTopics
+            | ApiKey::DeleteTopics
+            | ApiKey::DeleteRecords
+            | ApiKey::CreatePartitions
+            | ApiKey::AlterPartitionReassignments => return self.admin(frame, h, api),
             ApiKey::Metadata => return Ok(self.metadata(frame, h)),
             ApiKey::FindCoordinator => Disposition::FindCoordinator,
             ApiKey::DescribeCluster => Disposition::DescribeCluster,
@@ -293,6 +297,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         let step = match api {
             ApiKey::CreateTopics => admin::create_topics(&frame, body_offset, &ctx),
             ApiKey::DeleteTopics => admin::delete_topics(&frame, body_offset, &ctx),
+            ApiKey::CreatePartitions => admin::partitions::create_partitions(&frame, body_offset, &ctx),
+            ApiKey::AlterPartitionReassignments => admin::partitions::reassign_partitions(&frame, body_offset, &ctx),
             _ => admin::delete_records(&frame, body_offset, &ctx),
         }
         .map_err(admin_error)?;

@@ -103,6 +103,56 @@ pub fn alter_configs(body: &[u8], version: i16, incremental: bool) -> bool {
     walk().is_some()
 }
 
+/// CreatePartitions v0-3 (flexible from v2).
+pub fn create_partitions(body: &[u8], version: i16) -> bool {
+    let flex = version >= 2;
+    let walk = || -> Option<()> {
+        let mut c = Cursor::new(body);
+        for _ in 0..c.bounded_array_len_v(flex)? {
+            c.string_v(flex)?;
+            c.i32()?;
+            // assignments: nullable array of broker id arrays
+            for _ in 0..c.bounded_array_len_v(flex)? {
+                for _ in 0..c.bounded_array_len_v(flex)? {
+                    c.i32()?;
+                }
+                tags(&mut c, flex)?;
+            }
+            tags(&mut c, flex)?;
+        }
+        c.i32()?;
+        c.i8()?;
+        tags(&mut c, flex)?;
+        (c.remaining() == 0).then_some(())
+    };
+    walk().is_some()
+}
+
+/// AlterPartitionReassignments v0-1 (always flexible; v1 adds allow_replication_factor_change).
+pub fn alter_partition_reassignments(body: &[u8], version: i16) -> bool {
+    let walk = || -> Option<()> {
+        let mut c = Cursor::new(body);
+        c.i32()?;
+        if version >= 1 {
+            c.i8()?;
+        }
+        for _ in 0..c.bounded_array_len_v(true)? {
+            c.compact_string()?;
+            for _ in 0..c.bounded_array_len_v(true)? {
+                c.i32()?;
+                for _ in 0..c.bounded_array_len_v(true)? {
+                    c.i32()?;
+                }
+                c.skip_tagged_fields()?;
+            }
+            c.skip_tagged_fields()?;
+        }
+        c.skip_tagged_fields()?;
+        (c.remaining() == 0).then_some(())
+    };
+    walk().is_some()
+}
+
 fn tags(c: &mut Cursor<'_>, flex: bool) -> Option<()> {
     if flex {
         c.skip_tagged_fields()?;

@@ -5,6 +5,7 @@
 
 pub mod configs;
 pub mod guard;
+pub mod partitions;
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -75,6 +76,14 @@ pub enum Merge {
     IncrementalAlterConfigs {
         order: Vec<String>,
         local: Vec<kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse>,
+    },
+    CreatePartitions {
+        order: Vec<String>,
+        local: Vec<kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult>,
+    },
+    Reassignments {
+        order: Vec<String>,
+        local: Vec<kafka_protocol::messages::alter_partition_reassignments_response::ReassignableTopicResponse>,
     },
 }
 
@@ -388,6 +397,16 @@ pub fn merge(frame: &Bytes, version: i16, merge: Merge) -> Result<Bytes, Rewrite
         }),
         Merge::IncrementalAlterConfigs { order, local } => reencode(frame, ApiKey::IncrementalAlterConfigs, version, |m| {
             configs::merge_incremental(m, order, local);
+            Ok(())
+        }),
+        Merge::CreatePartitions { order, local } => {
+            reencode(frame, ApiKey::CreatePartitions, version, |m: &mut kafka_protocol::messages::CreatePartitionsResponse| {
+                m.results = order_results(order, std::mem::take(&mut m.results), local, |r| r.name.0.to_string());
+                Ok(())
+            })
+        }
+        Merge::Reassignments { order, local } => reencode(frame, ApiKey::AlterPartitionReassignments, version, |m| {
+            partitions::merge_reassignments(m, order, local);
             Ok(())
         }),
     }

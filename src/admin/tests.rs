@@ -268,3 +268,80 @@ fn config_change_guards_accept_every_version_and_refuse_lies() {
     }
     assert!(!guard::alter_configs(&[0x7f, 0xff, 0xff, 0xff, 0], 0, false));
 }
+
+#[tokio::test]
+async fn new_partitions_and_reassignments_keep_the_replica_count() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    use kafka_protocol::messages::alter_partition_reassignments_response::{ReassignablePartitionResponse, ReassignableTopicResponse};
+    use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
+    use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    };
+    let (cfg, audit) = (cfg(""), audit());
+    let ids = |n: i32| (1..=n).map(BrokerId).collect::<Vec<_>>();
+    for version in 0..=3 {
+        let assign = |n| Some(vec![CreatePartitionsAssignment::default().with_broker_ids(ids(n))]);
+        let req = CreatePartitionsRequest::default().with_topics(vec![
+            CreatePartitionsTopic::default().with_name(TopicName(s("thin"))).with_count(2).with_assignments(assign(1)),
+            CreatePartitionsTopic::default().with_name(TopicName(s("inherit"))).with_count(4).with_assignments(None),
+            CreatePartitionsTopic::default().with_name(TopicName(s("full"))).with_count(2).with_assignments(assign(3)),
+        ]);
+        let (frame, off) = request(ApiKey::CreatePartitions, version, &req);
+        let Ok(Step::Forward(fwd, Some(plan))) = partitions::create_partitions(&frame, off, &ctx(&cfg, &audit, version)) else {
+            panic!("v{version}")
+        };
+        let sent: CreatePartitionsRequest = body_of(&fwd, version);
+        assert_eq!(sent.topics.iter().map(|t| t.name.0.as_str()).collect::<Vec<_>>(), vec!["inherit", "full"]);
+        let broker = CreatePartitionsResponse::default()
+            .with_results(["inherit", "full"].iter().map(|n| CreatePartitionsTopicResult::default().with_name(TopicName(s(n)))).collect());
+        let resp = frames::response(ApiKey::CreatePartitions, version, 9, &broker).expect("encode");
+        let m: CreatePartitionsResponse = response_body(&merge(&resp, version, plan).expect("merge"), ApiKey::CreatePartitions, version);
+        let got: Vec<_> = m.results.iter().map(|r| (r.name.0.to_string(), r.error_code)).collect();
+        assert_eq!(got, vec![("thin".into(), 44), ("inherit".into(), 0), ("full".into(), 0)], "v{version}");
+        assert!(m.results[0]
+            .error_message
+            .as_ref()
+            .is_some_and(|e| e.contains("replica assignment with 1 replicas is below the required 3")));
+    }
+    for version in 0..=1 {
+        let part = |i, n: Option<i32>| ReassignablePartition::default().with_partition_index(i).with_replicas(n.map(ids));
+        let req = AlterPartitionReassignmentsRequest::default().with_topics(vec![
+            ReassignableTopic::default().with_name(TopicName(s("orders"))).with_partitions(vec![
+                part(0, Some(3)),
+                part(1, Some(2)),
+                part(2, None),
+            ]),
+            ReassignableTopic::default().with_name(TopicName(s("logs"))).with_partitions(vec![part(0, Some(1))]),
+        ]);
+        let (frame, off) = request(ApiKey::AlterPartitionReassignments, version, &req);
+        let Ok(Step::Forward(fwd, Some(plan))) = partitions::reassign_partitions(&frame, off, &ctx(&cfg, &audit, version)) else {
+            panic!("v{version}")
+        };
+        let sent: AlterPartitionReassignmentsRequest = body_of(&fwd, version);
+        let sent_parts: Vec<_> =
+            sent.topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index))).collect();
+        assert_eq!(sent_parts, vec![("orders".into(), 0), ("orders".into(), 2)], "v{version}: shrinking partitions stay behind");
+        let broker = AlterPartitionReassignmentsResponse::default().with_responses(vec![ReassignableTopicResponse::default()
+            .with_name(TopicName(s("orders")))
+            .with_partitions(vec![
+                ReassignablePartitionResponse::default().with_partition_index(0),
+                ReassignablePartitionResponse::default().with_partition_index(2),
+            ])]);
+        let resp = frames::response(ApiKey::AlterPartitionReassignments, version, 9, &broker).expect("encode");
+        let m: AlterPartitionReassignmentsResponse =
+            response_body(&merge(&resp, version, plan).expect("merge"), ApiKey::AlterPartitionReassignments, version);
+        let got: Vec<_> = m
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index, p.error_code)))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("orders".into(), 0, 0), ("orders".into(), 1, 44), ("orders".into(), 2, 0), ("logs".into(), 0, 44)],
+            "v{version}"
+        );
+    }
+    assert!(!guard::create_partitions(&[0x7f, 0xff, 0xff, 0xff], 0));
+    assert!(!guard::alter_partition_reassignments(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0x0f], 0));
+}

@@ -38,6 +38,8 @@ pub fn proxy_range(api: ApiKey) -> Option<VersionRange> {
         ApiKey::DeleteRecords => r(0, 2),
         ApiKey::AlterConfigs => r(0, 2),
         ApiKey::IncrementalAlterConfigs => r(0, 1),
+        ApiKey::CreatePartitions => r(0, 3),
+        ApiKey::AlterPartitionReassignments => r(0, 1),
         // Share groups (KIP-932) carry node endpoints as regular fields: not rewritten yet.
         ApiKey::ShareFetch | ApiKey::ShareAcknowledge => r(1, 0),
         _ => None,

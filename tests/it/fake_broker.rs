@@ -12,15 +12,17 @@ use kafka_durability_proxy::rewrite::produce_response;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterConfigsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, DescribeConfigsRequest,
-    DescribeConfigsResponse, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, TopicName,
+    AlterConfigsRequest, AlterConfigsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreatePartitionsRequest,
+    CreatePartitionsResponse, DescribeConfigsRequest, DescribeConfigsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -152,6 +154,20 @@ fn cluster_script() -> impl Fn(&[u16]) -> Script {
                             v,
                             h.correlation_id,
                             &AlterConfigsResponse::default().with_responses(responses),
+                        )
+                        .expect("enc"),
+                    )
+                }
+                37 => {
+                    let mut b = Bytes::copy_from_slice(&frame_body(frame, h));
+                    let req = CreatePartitionsRequest::decode(&mut b, v).expect("create partitions");
+                    let results = req.topics.iter().map(|t| CreatePartitionsTopicResult::default().with_name(t.name.clone())).collect();
+                    Reply::Frame(
+                        frames::response(
+                            ApiKey::CreatePartitions,
+                            v,
+                            h.correlation_id,
+                            &CreatePartitionsResponse::default().with_results(results),
                         )
                         .expect("enc"),
                     )
@@ -415,4 +431,26 @@ fn legacy_alter_configs_that_drops_an_override_is_refused() {
     assert_eq!(c.fake.got().iter().filter(|g| g.api_key == 33).count(), 3);
     c.proxy.stop();
     assert!(c.proxy.audit().iter().any(|l| l["event"] == "alter_config" && l["action"] == "reject" && l["client_id"] == "ops-script"));
+}
+
+#[test]
+fn new_partitions_with_thin_assignments_are_refused() {
+    // tansu has no CreatePartitions; the fake broker answers it.
+    let mut c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    let topic = |name: &str, replicas: i32| {
+        CreatePartitionsTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_count(3)
+            .with_assignments(Some(vec![CreatePartitionsAssignment::default().with_broker_ids((1..=replicas).map(BrokerId).collect())]))
+    };
+    let req = CreatePartitionsRequest::default().with_topics(vec![topic("thin", 1), topic("full", 3)]);
+    client.send(&frames::request(ApiKey::CreatePartitions, 3, 7, Some("ops-script"), &req).expect("enc"));
+    let resp = client.recv().expect("response");
+    let m: CreatePartitionsResponse = decode(&resp, ApiKey::CreatePartitions, 3);
+    let got: Vec<_> = m.results.iter().map(|r| (r.name.0.to_string(), r.error_code)).collect();
+    assert_eq!(got, vec![("thin".into(), 44), ("full".into(), 0)]);
+    assert_eq!(c.fake.got().iter().filter(|g| g.api_key == 37).count(), 1, "only the durable topic reached the broker");
+    c.proxy.stop();
+    assert!(c.proxy.audit().iter().any(|l| l["event"] == "create_partitions" && l["action"] == "reject"));
 }
