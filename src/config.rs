@@ -120,6 +120,78 @@ pub struct Policies {
     pub metadata: MetadataPolicy,
     #[serde(default)]
     pub deletes: Deletes,
+    /// Narrower rule sets for some topics, clients or sources; the most specific match wins.
+    #[serde(default)]
+    pub scopes: Vec<RawScope>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RawScope {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: RawMatch,
+    #[serde(default)]
+    pub produce_acks: Option<AcksPatch>,
+    #[serde(default)]
+    pub create_topics: Option<CreateTopicsPatch>,
+}
+
+/// What a scope applies to: every criterion given must match.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RawMatch {
+    #[serde(default)]
+    pub topics: Vec<Glob>,
+    #[serde(default)]
+    pub client_ids: Vec<Glob>,
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct AcksPatch {
+    pub action: Action,
+}
+
+/// Topic rules a scope changes; the fields it leaves out keep the base rules' values.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct CreateTopicsPatch {
+    pub replication_factor: Option<Bound<i16>>,
+    pub min_insync_replicas: Option<Bound<i32>>,
+    pub rf_above_min_isr: Option<Check>,
+    pub no_unclean_leader_election: Option<Check>,
+    pub min_retention_ms: Option<Bound<i64>>,
+    pub min_retention_bytes: Option<Bound<i64>>,
+    pub max_message_bytes: Option<Bound<i64>>,
+}
+
+impl CreateTopicsPatch {
+    pub fn apply(&self, base: &CreateTopics) -> CreateTopics {
+        let mut r = base.clone();
+        macro_rules! take {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { r.$f = v; } )* };
+        }
+        take!(
+            replication_factor,
+            min_insync_replicas,
+            rf_above_min_isr,
+            no_unclean_leader_election,
+            min_retention_ms,
+            min_retention_bytes,
+            max_message_bytes
+        );
+        r
+    }
+}
+
+/// A validated scope, its rule sets already merged with the base rules.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    pub name: String,
+    pub topics: Vec<Glob>,
+    pub client_ids: Vec<Glob>,
+    pub source_cidrs: Vec<IpNet>,
+    pub produce_acks: Option<Action>,
+    pub create_topics: Option<CreateTopics>,
 }
 
 /// A floor or ceiling rule with its action. `value: None` turns an optional rule off.
@@ -316,6 +388,7 @@ pub struct Config {
     pub create_topics: CreateTopicsRule,
     pub metadata: MetadataPolicy,
     pub deletes: Deletes,
+    pub scopes: Vec<Scope>,
     pub audit: Audit,
 }
 
@@ -458,6 +531,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<String>) -> Config {
     if policies.deletes.protected_topics.iter().any(|g| g.as_str().is_empty()) {
         errors.push("policies.deletes.protected_topics has an empty pattern".into());
     }
+    let scopes = scopes(&policies.scopes, &policies.create_topics, errors);
     Config {
         listen,
         upstream,
@@ -466,8 +540,56 @@ fn validate(raw: RawConfig, errors: &mut Vec<String>) -> Config {
         create_topics: CreateTopicsRule { rules: policies.create_topics, exempt: ct_exempt },
         metadata: policies.metadata,
         deletes: policies.deletes,
+        scopes,
         audit,
     }
+}
+
+fn scopes(raw: &[RawScope], base: &CreateTopics, errors: &mut Vec<String>) -> Vec<Scope> {
+    let mut names = std::collections::BTreeSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let at = format!("policies.scopes[{i}]");
+            if r.name.trim().is_empty() {
+                errors.push(format!("{at}.name must not be empty"));
+            } else if !names.insert(r.name.clone()) {
+                errors.push(format!("{at}.name `{}` is used by another scope", r.name));
+            }
+            let m = &r.matcher;
+            if m.topics.is_empty() && m.client_ids.is_empty() && m.source_cidrs.is_empty() {
+                errors.push(format!("{at}.match needs topics, client_ids or source_cidrs"));
+            }
+            let ex = exemptions(
+                &RawExemptions { client_ids: m.client_ids.clone(), source_cidrs: m.source_cidrs.clone(), topics: m.topics.clone() },
+                &format!("{at}.match"),
+                errors,
+            );
+            if r.produce_acks.is_none() && r.create_topics.is_none() {
+                errors.push(format!("{at} changes no rule: give produce_acks or create_topics"));
+            }
+            if let Some(p) = &r.create_topics {
+                for (name, action) in [
+                    ("rf_above_min_isr", p.rf_above_min_isr.map(|c| c.action)),
+                    ("max_message_bytes", p.max_message_bytes.map(|b| b.action)),
+                ] {
+                    if action == Some(Action::Upgrade) {
+                        errors.push(format!(
+                            "{at}.create_topics.{name}.action cannot be upgrade (no safe rewrite exists): use reject or audit"
+                        ));
+                    }
+                }
+            }
+            Scope {
+                name: r.name.clone(),
+                topics: ex.topics,
+                client_ids: ex.client_ids,
+                source_cidrs: ex.source_cidrs,
+                produce_acks: r.produce_acks.map(|p| p.action),
+                create_topics: r.create_topics.as_ref().map(|p| p.apply(base)),
+            }
+        })
+        .collect()
 }
 
 fn exemptions(raw: &RawExemptions, at: &str, errors: &mut Vec<String>) -> Exemptions {

@@ -23,6 +23,7 @@ use crate::error::SessionError;
 use crate::inflight::{Disposition, Pending};
 use crate::io::{FrameReader, FrameWriter, ReadError};
 use crate::policy::produce::{self as acks_rule, AcksDecision, AcksInput, ACKS_ALL};
+use crate::policy::scope;
 use crate::rewrite::{addresses, api_versions, produce_response, tail, Rewritten};
 use crate::server::Proxy;
 use crate::topology::Target;
@@ -326,21 +327,36 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
         let client_id = h.client_id(&frame).map(str::to_owned);
         let cfg = self.proxy.config();
-        let decision = acks_rule::judge(
+        // Each topic may fall under its own scope; the strictest action decides the request.
+        let subject = |topic| scope::Subject { client_id: client_id.as_deref(), peer: self.peer.ip(), topic };
+        let per_topic: Vec<(Action, Option<&str>)> = names.iter().map(|t| scope::acks_action(&cfg, &subject(Some(t)))).collect();
+        let action_for =
+            |t: &str| names.iter().position(|n| *n == t).and_then(|i| per_topic.get(i)).map_or(cfg.produce_acks.action, |a| a.0);
+        let decision = acks_rule::judge_scoped(
             &cfg.produce_acks,
             &AcksInput { acks: head.acks, client_id: client_id.as_deref(), peer: self.peer.ip(), topics: &names },
+            action_for,
         );
-        let event = |action: &'static str, detail: serde_json::Value| Event {
-            at: SystemTime::now(),
-            event: "weak_acks",
-            rule: acks_rule::RULE,
-            action,
-            client_addr: self.peer,
-            client_id: client_id.clone(),
-            api: "Produce",
-            api_version: h.api_version,
-            topics: names.iter().map(|s| (*s).to_owned()).collect(),
-            detail,
+        let scope_name = match decision {
+            AcksDecision::Enforce(a) => per_topic.iter().find(|(x, _)| *x == a).and_then(|(_, n)| *n),
+            _ => None,
+        };
+        let event = |action: &'static str, mut detail: serde_json::Value| {
+            if let (Some(name), Some(obj)) = (scope_name, detail.as_object_mut()) {
+                obj.insert("scope".into(), name.into());
+            }
+            Event {
+                at: SystemTime::now(),
+                event: "weak_acks",
+                rule: acks_rule::RULE,
+                action,
+                client_addr: self.peer,
+                client_id: client_id.clone(),
+                api: "Produce",
+                api_version: h.api_version,
+                topics: names.iter().map(|s| (*s).to_owned()).collect(),
+                detail,
+            }
         };
         let unchanged = |frame: BytesMut| {
             let p = if head.acks == 0 { Pending::MaybeAnswered { correlation_id: h.correlation_id } } else { answered(normal()) };

@@ -186,7 +186,7 @@ fn op_name(op: i8) -> &'static str {
 /// Findings for the config a resource would have after the change; Err when its current state
 /// cannot be read.
 async fn judge(proxy: &Proxy, ctx: &Ctx<'_>, c: &Change, incremental: bool) -> Result<Vec<Finding>, String> {
-    let rules = &ctx.cfg.create_topics.rules;
+    let (rules, _) = ctx.topic_rules((c.resource_type == TOPIC).then_some(c.name.as_str()));
     let current = match describe(proxy, c.resource_type, &c.name).await {
         Ok(Some(entries)) => entries,
         // The topic does not exist: the broker will say so.

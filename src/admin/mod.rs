@@ -96,6 +96,14 @@ pub enum AdminError {
 }
 
 impl Ctx<'_> {
+    /// The topic rules that apply to this client and topic (see `policy::scope`).
+    pub fn topic_rules(&self, topic: Option<&str>) -> (&crate::config::CreateTopics, Option<&str>) {
+        crate::policy::scope::topic_rules(
+            self.cfg,
+            &crate::policy::scope::Subject { client_id: self.client_id, peer: self.peer.ip(), topic },
+        )
+    }
+
     fn event(
         &self,
         event: &'static str,
@@ -168,11 +176,13 @@ pub fn create_topics(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result
             topic.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
         let assigned = topic.assignments.iter().map(|a| a.broker_ids.len()).min();
         let new = NewTopic { name: &name, replication_factor: topic.replication_factor, assigned_replicas: assigned, configs: &configs };
-        let findings = topics::judge(&rule.rules, &ctx.defaults, &new);
+        let (rules, scope) = ctx.topic_rules(Some(&name));
+        let findings = topics::judge(rules, &ctx.defaults, &new);
         let exempt = client_exempt || rule.exempt.topic_exempt(&name);
         let detail = |outcome: &str| {
             serde_json::json!({
                 "outcome": outcome,
+                "scope": scope,
                 "validate_only": req.validate_only,
                 "replication_factor": topic.replication_factor,
                 "assigned_replicas": assigned,

@@ -20,8 +20,9 @@ fn minimum(ctx: &Ctx<'_>, topic: &str) -> Option<(i16, Action)> {
     if rule.exempt.client_exempt(ctx.client_id, ctx.peer.ip()) || rule.exempt.topic_exempt(topic) {
         return None;
     }
-    let min = rule.rules.replication_factor.value?;
-    let action = match rule.rules.replication_factor.action {
+    let (rules, _) = ctx.topic_rules(Some(topic));
+    let min = rules.replication_factor.value?;
+    let action = match rules.replication_factor.action {
         Action::Upgrade => Action::Reject,
         a => a,
     };

@@ -2,4 +2,5 @@
 //! the session applies decisions, the audit module records them.
 pub mod configs;
 pub mod produce;
+pub mod scope;
 pub mod topics;

@@ -30,16 +30,39 @@ pub const RULE: &str = "produce_acks";
 pub const ACKS_ALL: i16 = -1;
 
 pub fn judge(rule: &ProduceAcksRule, input: &AcksInput<'_>) -> AcksDecision {
+    judge_scoped(rule, input, |_| rule.action)
+}
+
+/// How strict an action is when topics of one request fall under different rules.
+fn strictness(a: Action) -> u8 {
+    match a {
+        Action::Reject => 3,
+        Action::Upgrade => 2,
+        Action::Audit => 1,
+    }
+}
+
+/// Judges a request whose topics may each have their own action (scopes): acks is per request,
+/// so the strictest action among its non-exempt topics decides.
+pub fn judge_scoped(rule: &ProduceAcksRule, input: &AcksInput<'_>, action_for: impl Fn(&str) -> Action) -> AcksDecision {
     if !matches!(input.acks, 0 | 1) {
         return AcksDecision::Allow;
     }
     let ex = &rule.exempt;
-    // acks is per request: one non-exempt topic in it makes the whole request judged.
-    let all_topics_exempt = !input.topics.is_empty() && input.topics.iter().all(|t| ex.topic_exempt(t));
-    if ex.client_exempt(input.client_id, input.peer) || all_topics_exempt {
+    if ex.client_exempt(input.client_id, input.peer) {
         return AcksDecision::Exempt;
     }
-    AcksDecision::Enforce(rule.action)
+    if input.topics.is_empty() {
+        return AcksDecision::Enforce(rule.action);
+    }
+    // One non-exempt topic makes the whole request judged.
+    input
+        .topics
+        .iter()
+        .filter(|t| !ex.topic_exempt(t))
+        .map(|t| action_for(t))
+        .max_by_key(|a| strictness(*a))
+        .map_or(AcksDecision::Exempt, AcksDecision::Enforce)
 }
 
 #[cfg(test)]
@@ -84,5 +107,22 @@ mod tests {
             let got = judge(&rule(*action), &AcksInput { acks: *acks, client_id: *client_id, peer: *peer, topics });
             assert_eq!(got, *want, "{action:?} acks={acks} client={client_id:?} peer={peer} topics={topics:?}");
         }
+    }
+
+    #[test]
+    fn the_strictest_topic_rule_decides() {
+        let wan: IpAddr = "172.20.0.5".parse().expect("ip");
+        let r = rule(Action::Upgrade);
+        let per_topic = |t: &str| match t {
+            "payments" => Action::Reject,
+            "clicks" => Action::Audit,
+            _ => Action::Upgrade,
+        };
+        let judge = |topics: &[&str]| judge_scoped(&r, &AcksInput { acks: 1, client_id: Some("app"), peer: wan, topics }, per_topic);
+        assert_eq!(judge(&["clicks"]), AcksDecision::Enforce(Action::Audit));
+        assert_eq!(judge(&["clicks", "orders"]), AcksDecision::Enforce(Action::Upgrade));
+        assert_eq!(judge(&["orders", "payments", "clicks"]), AcksDecision::Enforce(Action::Reject));
+        assert_eq!(judge(&["scratch.a", "clicks"]), AcksDecision::Enforce(Action::Audit), "exempt topics do not vote");
+        assert_eq!(judge(&["scratch.a"]), AcksDecision::Exempt);
     }
 }

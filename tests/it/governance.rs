@@ -172,11 +172,28 @@ fn policies_reload_on_sighup_and_a_bad_file_is_refused() {
     let original = std::fs::read_to_string(&cfg_path).expect("config");
     let spec = r#"[{"name": "reload-a", "rf": 1}]"#;
     assert_eq!(create(&bed, "confluent", spec, false)["reload-a"]["code"], 44);
+    // A connection opened before the reload, used after it.
+    let mut held = RawClient::connect(bed.proxy.bootstrap);
+    let thin = |name: &str| {
+        let topic = kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+            .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(name.to_owned())))
+            .with_num_partitions(1)
+            .with_replication_factor(1);
+        frames::request(ApiKey::CreateTopics, 5, 1, Some("held"), &CreateTopicsRequest::default().with_topics(vec![topic])).expect("encode")
+    };
+    let code = |resp: Bytes| {
+        let mut b = resp.slice(4 + frames::response_header_len(ApiKey::CreateTopics, 5)..);
+        kafka_protocol::messages::CreateTopicsResponse::decode(&mut b, 5).expect("decode").topics[0].error_code
+    };
+    held.send(&thin("held-before"));
+    assert_eq!(code(held.recv().expect("answer before reload")), 44);
 
     // Loosen the RF rule to audit: the same request now goes through.
     std::fs::write(&cfg_path, format!("{original}policies:\n  create_topics:\n    replication_factor: {{value: 3, action: audit}}\n    min_insync_replicas: {{value: null}}\n    rf_above_min_isr: {{enabled: false}}\n")).expect("write");
     sighup_and_wait(&bed, "configuration reloaded", 1);
     assert_eq!(create(&bed, "confluent", spec, false)["reload-a"]["code"], 0);
+    held.send(&thin("held-after"));
+    assert_eq!(code(held.recv().expect("the held connection survived the reload")), 0, "and its next request met the new rules");
 
     // A file with errors is refused; the running policy stays.
     std::fs::write(&cfg_path, format!("{original}policies:\n  create_topics:\n    replication_factor: {{value: 0, action: sideways}}\n"))
@@ -261,4 +278,53 @@ fn config_changes_are_judged_by_the_resulting_config() {
     let lines: Vec<_> = audit.iter().filter(|l| l["event"] == "alter_config").collect();
     assert!(lines.iter().any(|l| l["action"] == "reject"), "{lines:#?}");
     assert!(lines.iter().any(|l| l["action"] == "allow"), "{lines:#?}");
+}
+
+#[test]
+fn scopes_narrow_the_rules_and_the_most_specific_wins() {
+    let mut bed = Bed::start(
+        "policies:\n  scopes:\n\
+         \x20   - name: scratch\n      match: {topics: ['scratch.*']}\n      create_topics:\n        replication_factor: {value: 1}\n        min_insync_replicas: {value: 1}\n        rf_above_min_isr: {enabled: false}\n\
+         \x20   - name: payments\n      match: {topics: ['payments.*']}\n      produce_acks: {action: reject}\n",
+    );
+    let r = create(&bed, "confluent", r#"[{"name": "scratch.tmp", "rf": 1}, {"name": "orders-thin", "rf": 1}]"#, false);
+    assert_eq!(r["scratch.tmp"]["code"], 0, "the scratch scope allows RF 1: {r}");
+    assert_eq!(r["orders-thin"]["code"], 44, "the base rules still apply elsewhere: {r}");
+    bed.create_topic("payments.cards");
+    bed.create_topic("orders");
+    let produce = |topic: &str, id: &str| {
+        kclient(&[
+            "produce",
+            "--bootstrap",
+            &bed.proxy.addr(),
+            "--topic",
+            topic,
+            "--acks",
+            "1",
+            "--client-id",
+            id,
+            "--count",
+            "2",
+            "--one-per-request",
+        ])
+    };
+    let pay = produce("payments.cards", "pay-app");
+    assert!(
+        pay["errors"].as_array().is_some_and(|e| e.len() == 2 && e.iter().all(|e| e["code"] == 21)),
+        "payments scope rejects acks=1: {pay}"
+    );
+    let ord = produce("orders", "order-app");
+    assert_eq!(ord["delivered"], 2, "the base rule upgrades elsewhere: {ord}");
+    assert!(bed.relay.produces("order-app").iter().all(|s| s.acks == Some(-1)));
+    assert!(bed.relay.produces("pay-app").is_empty());
+    bed.proxy.stop();
+    let audit = bed.proxy.audit();
+    assert!(
+        audit.iter().any(|l| l["client_id"] == "pay-app" && l["action"] == "reject" && l["detail"]["scope"] == "payments"),
+        "{audit:#?}"
+    );
+    assert!(
+        audit.iter().any(|l| l["event"] == "create_topic" && l["topics"][0] == "scratch.tmp" && l["detail"]["scope"] == "scratch"),
+        "{audit:#?}"
+    );
 }
