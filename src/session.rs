@@ -267,15 +267,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         let body_offset = h.body_offset.ok_or_else(|| SessionError::Client("malformed request header".into()))?;
         let frame = frame.freeze();
         let cfg = self.proxy.config();
-        let ctx = admin::Ctx {
-            cfg: &cfg,
-            defaults: self.proxy.broker_defaults(),
-            audit: &self.proxy.audit,
-            peer: self.peer,
-            client_id: h.client_id(&frame),
-            version: h.api_version,
-            correlation_id: h.correlation_id,
-        };
+        let ctx = self.admin_ctx(&cfg, &frame, h);
         let incremental = h.api_key == ApiKey::IncrementalAlterConfigs as i16;
         let step = admin::configs::alter_configs(self.proxy, &frame, body_offset, &ctx, incremental).await.map_err(admin_error)?;
         Ok(self.admin_step(frame, h, step))
@@ -286,15 +278,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         let body_offset = h.body_offset.ok_or_else(|| SessionError::Client("malformed request header".into()))?;
         let frame = frame.freeze();
         let cfg = self.proxy.config();
-        let ctx = admin::Ctx {
-            cfg: &cfg,
-            defaults: self.proxy.broker_defaults(),
-            audit: &self.proxy.audit,
-            peer: self.peer,
-            client_id: h.client_id(&frame),
-            version: h.api_version,
-            correlation_id: h.correlation_id,
-        };
+        let ctx = self.admin_ctx(&cfg, &frame, h);
         let step = match api {
             ApiKey::CreateTopics => admin::create_topics(&frame, body_offset, &ctx),
             ApiKey::DeleteTopics => admin::delete_topics(&frame, body_offset, &ctx),
@@ -304,6 +288,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         }
         .map_err(admin_error)?;
         Ok(self.admin_step(frame, h, step))
+    }
+
+    /// What the admin handlers need to know about this request and its sender.
+    fn admin_ctx<'c>(&'c self, cfg: &'c crate::config::Config, frame: &'c [u8], h: &RequestHeader) -> admin::Ctx<'c> {
+        admin::Ctx {
+            cfg,
+            defaults: self.proxy.broker_defaults(),
+            audit: &self.proxy.audit,
+            peer: self.peer,
+            client_id: h.client_id(frame),
+            version: h.api_version,
+            correlation_id: h.correlation_id,
+        }
     }
 
     fn admin_step(&self, frame: bytes::Bytes, h: &RequestHeader, step: admin::Step) -> Step {

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{answer, decode, guard, order_results, reframe, s, AdminError, Ctx, Merge, Step, POLICY_VIOLATION};
+use super::{conclude, decode, guard, order_results, s, AdminError, Ctx, Merge, Site, Step, POLICY_VIOLATION};
 use crate::config::Action;
 use crate::policy::configs::{self as rules, Entries, SET};
 use crate::policy::topics::Finding;
@@ -120,57 +120,48 @@ pub async fn alter_configs(proxy: &Proxy, frame: &Bytes, body_offset: usize, ctx
         return Ok(Step::Unchanged);
     }
     let order: Vec<String> = changes.iter().map(|c| format!("{}:{}", c.resource_type, c.name)).collect();
-    let keep: Vec<bool> = refused.iter().map(Option::is_none).collect();
-    let retain = |i: &mut usize| {
-        let k = keep.get(*i).copied().unwrap_or(true);
-        *i += 1;
-        k
-    };
+    // The refused resources, in request order, as (type, name, message).
+    let refusals: Vec<(i8, String, String)> =
+        changes.iter().zip(&refused).filter_map(|(c, m)| m.as_ref().map(|m| (c.resource_type, c.name.clone(), m.clone()))).collect();
+    let mut keep = refused.iter().map(Option::is_none);
+    macro_rules! result {
+        ($ty:ty, $r:expr) => {{
+            let (t, name, msg) = $r;
+            <$ty>::default()
+                .with_resource_type(t)
+                .with_resource_name(s(&name))
+                .with_error_code(POLICY_VIOLATION)
+                .with_error_message(Some(s(&msg)))
+        }};
+    }
     if let Some(req) = legacy.as_mut() {
-        let local: Vec<alter_configs_response::AlterConfigsResourceResponse> = changes
-            .iter()
-            .zip(&refused)
-            .filter_map(|(c, m)| {
-                m.as_ref().map(|m| {
-                    alter_configs_response::AlterConfigsResourceResponse::default()
-                        .with_resource_type(c.resource_type)
-                        .with_resource_name(s(&c.name))
-                        .with_error_code(POLICY_VIOLATION)
-                        .with_error_message(Some(s(m)))
-                })
-            })
-            .collect();
-        let mut i = 0;
-        req.resources.retain(|_| retain(&mut i));
-        if req.resources.is_empty() {
-            let results = order_results(order, Vec::new(), local, |r| format!("{}:{}", r.resource_type, r.resource_name));
-            return answer(ApiKey::AlterConfigs, ctx, &AlterConfigsResponse::default().with_responses(results), api);
-        }
-        let frame = reframe(frame, body_offset, req, ctx.version, api)?;
-        return Ok(Step::Forward(frame, Some(Merge::AlterConfigs { order, local })));
+        req.resources.retain(|_| keep.next().unwrap_or(true));
+        let local: Vec<_> = refusals.into_iter().map(|r| result!(alter_configs_response::AlterConfigsResourceResponse, r)).collect();
+        let at = Site { frame, body_offset, api_key: ApiKey::AlterConfigs, api };
+        return conclude(
+            &at,
+            ctx,
+            &*req,
+            req.resources.is_empty(),
+            local,
+            |l| AlterConfigsResponse::default().with_responses(l),
+            |local| Some(Merge::AlterConfigs { order, local }),
+        );
     }
     let Some(req) = incr.as_mut() else { return Err(AdminError::Malformed(api)) };
-    let local: Vec<incremental_alter_configs_response::AlterConfigsResourceResponse> = changes
-        .iter()
-        .zip(&refused)
-        .filter_map(|(c, m)| {
-            m.as_ref().map(|m| {
-                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_resource_type(c.resource_type)
-                    .with_resource_name(s(&c.name))
-                    .with_error_code(POLICY_VIOLATION)
-                    .with_error_message(Some(s(m)))
-            })
-        })
-        .collect();
-    let mut i = 0;
-    req.resources.retain(|_| retain(&mut i));
-    if req.resources.is_empty() {
-        let results = order_results(order, Vec::new(), local, |r| format!("{}:{}", r.resource_type, r.resource_name));
-        return answer(ApiKey::IncrementalAlterConfigs, ctx, &IncrementalAlterConfigsResponse::default().with_responses(results), api);
-    }
-    let frame = reframe(frame, body_offset, req, ctx.version, api)?;
-    Ok(Step::Forward(frame, Some(Merge::IncrementalAlterConfigs { order, local })))
+    req.resources.retain(|_| keep.next().unwrap_or(true));
+    let local: Vec<_> =
+        refusals.into_iter().map(|r| result!(incremental_alter_configs_response::AlterConfigsResourceResponse, r)).collect();
+    let at = Site { frame, body_offset, api_key: ApiKey::IncrementalAlterConfigs, api };
+    conclude(
+        &at,
+        ctx,
+        &*req,
+        req.resources.is_empty(),
+        local,
+        |l| IncrementalAlterConfigsResponse::default().with_responses(l),
+        |local| Some(Merge::IncrementalAlterConfigs { order, local }),
+    )
 }
 
 fn op_name(op: i8) -> &'static str {

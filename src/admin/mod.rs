@@ -151,6 +151,33 @@ fn answer<M: Encodable>(api: ApiKey, ctx: &Ctx<'_>, body: &M, name: &'static str
     frames::response(api, ctx.version, ctx.correlation_id, body).map(Step::Answer).map_err(|e| AdminError::Encode(name, e.to_string()))
 }
 
+/// The request being split: its frame, where its body starts, and which API it is.
+struct Site<'a> {
+    frame: &'a Bytes,
+    body_offset: usize,
+    api_key: ApiKey,
+    api: &'static str,
+}
+
+/// Ends a split: with nothing left for the broker, the proxy answers with its own results (built
+/// in request order); otherwise the remaining request is re-encoded and forwarded, and `merge`
+/// says how to fold the proxy's results into the broker's answer.
+fn conclude<Req: Encodable, Resp: Encodable, T>(
+    at: &Site<'_>,
+    ctx: &Ctx<'_>,
+    req: &Req,
+    nothing_left: bool,
+    local: Vec<T>,
+    answer_with: impl FnOnce(Vec<T>) -> Resp,
+    merge: impl FnOnce(Vec<T>) -> Option<Merge>,
+) -> Result<Step, AdminError> {
+    if nothing_left {
+        return answer(at.api_key, ctx, &answer_with(local), at.api);
+    }
+    let frame = reframe(at.frame, at.body_offset, req, ctx.version, at.api)?;
+    Ok(Step::Forward(frame, merge(local)))
+}
+
 /// The strongest action among findings, for the audit line.
 fn strongest(findings: &[Finding]) -> Option<Action> {
     [Action::Reject, Action::Upgrade, Action::Audit].into_iter().find(|a| findings.iter().any(|f| f.action == *a))
@@ -230,13 +257,18 @@ pub fn create_topics(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result
     if !changed {
         return Ok(Step::Unchanged);
     }
-    if kept.is_empty() {
-        let results = order_results(order, Vec::new(), local, |r| r.name.0.to_string());
-        return answer(ApiKey::CreateTopics, ctx, &CreateTopicsResponse::default().with_topics(results), API);
-    }
+    let nothing_left = kept.is_empty();
     req.topics = kept;
-    let frame = reframe(frame, body_offset, &req, ctx.version, API)?;
-    Ok(Step::Forward(frame, (!local.is_empty()).then_some(Merge::CreateTopics { order, local })))
+    let at = Site { frame, body_offset, api_key: ApiKey::CreateTopics, api: API };
+    conclude(
+        &at,
+        ctx,
+        &req,
+        nothing_left,
+        local,
+        |l| CreateTopicsResponse::default().with_topics(l),
+        |local| (!local.is_empty()).then_some(Merge::CreateTopics { order, local }),
+    )
 }
 
 fn apply(topic: &mut CreatableTopic, change: &Change) {
@@ -322,13 +354,17 @@ pub fn delete_topics(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result
     } else {
         req.topic_names.retain(|_| it.next().copied().unwrap_or(false));
     }
-    let label = |r: &DeletableTopicResult| r.name.as_ref().map(|n| n.0.to_string()).unwrap_or_else(|| format!("topic id {}", r.topic_id));
-    if req.topics.is_empty() && req.topic_names.is_empty() {
-        let results = order_results(order, Vec::new(), local, label);
-        return answer(ApiKey::DeleteTopics, ctx, &DeleteTopicsResponse::default().with_responses(results), API);
-    }
-    let frame = reframe(frame, body_offset, &req, ctx.version, API)?;
-    Ok(Step::Forward(frame, Some(Merge::DeleteTopics { order, local })))
+    let nothing_left = req.topics.is_empty() && req.topic_names.is_empty();
+    let at = Site { frame, body_offset, api_key: ApiKey::DeleteTopics, api: API };
+    conclude(
+        &at,
+        ctx,
+        &req,
+        nothing_left,
+        local,
+        |l| DeleteTopicsResponse::default().with_responses(l),
+        |local| Some(Merge::DeleteTopics { order, local }),
+    )
 }
 
 pub fn delete_records(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result<Step, AdminError> {
@@ -375,13 +411,16 @@ pub fn delete_records(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Resul
         return Ok(Step::Unchanged);
     }
     req.topics.retain(|t| protected(ctx.cfg, t.name.0.as_str()).is_none());
-    let label = |r: &DeleteRecordsTopicResult| r.name.0.to_string();
-    if req.topics.is_empty() {
-        let results = order_results(order, Vec::new(), local, label);
-        return answer(ApiKey::DeleteRecords, ctx, &DeleteRecordsResponse::default().with_topics(results), API);
-    }
-    let frame = reframe(frame, body_offset, &req, ctx.version, API)?;
-    Ok(Step::Forward(frame, Some(Merge::DeleteRecords { order, local })))
+    let at = Site { frame, body_offset, api_key: ApiKey::DeleteRecords, api: API };
+    conclude(
+        &at,
+        ctx,
+        &req,
+        req.topics.is_empty(),
+        local,
+        |l| DeleteRecordsResponse::default().with_topics(l),
+        |local| Some(Merge::DeleteRecords { order, local }),
+    )
 }
 
 /// Merges the proxy's own results into the broker's response.

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, CreatePartitionsRequest, CreatePartitionsResponse,
 };
 
-use super::{answer, decode, guard, order_results, reframe, s, AdminError, Ctx, Merge, Step, POLICY_VIOLATION};
+use super::{conclude, decode, guard, order_results, s, AdminError, Ctx, Merge, Site, Step, POLICY_VIOLATION};
 use crate::config::Action;
 use crate::policy::topics::RF;
 
@@ -74,12 +74,16 @@ pub fn create_partitions(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Re
     }
     let mut it = keep.iter();
     req.topics.retain(|_| it.next().copied().unwrap_or(true));
-    if req.topics.is_empty() {
-        let results = order_results(order, Vec::new(), local, |r| r.name.0.to_string());
-        return answer(ApiKey::CreatePartitions, ctx, &CreatePartitionsResponse::default().with_results(results), API);
-    }
-    let frame = reframe(frame, body_offset, &req, ctx.version, API)?;
-    Ok(Step::Forward(frame, Some(Merge::CreatePartitions { order, local })))
+    let at = Site { frame, body_offset, api_key: ApiKey::CreatePartitions, api: API };
+    conclude(
+        &at,
+        ctx,
+        &req,
+        req.topics.is_empty(),
+        local,
+        |l| CreatePartitionsResponse::default().with_results(l),
+        |local| Some(Merge::CreatePartitions { order, local }),
+    )
 }
 
 pub fn reassign_partitions(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result<Step, AdminError> {
@@ -143,13 +147,16 @@ pub fn reassign_partitions(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> 
         return Ok(Step::Unchanged);
     }
     req.topics.retain(|t| !t.partitions.is_empty());
-    if req.topics.is_empty() {
-        let results = order_results(order, Vec::new(), local, |r| r.name.0.to_string());
-        let body = AlterPartitionReassignmentsResponse::default().with_responses(results);
-        return answer(ApiKey::AlterPartitionReassignments, ctx, &body, API);
-    }
-    let frame = reframe(frame, body_offset, &req, ctx.version, API)?;
-    Ok(Step::Forward(frame, Some(Merge::Reassignments { order, local })))
+    let at = Site { frame, body_offset, api_key: ApiKey::AlterPartitionReassignments, api: API };
+    conclude(
+        &at,
+        ctx,
+        &req,
+        req.topics.is_empty(),
+        local,
+        |l| AlterPartitionReassignmentsResponse::default().with_responses(l),
+        |local| Some(Merge::Reassignments { order, local }),
+    )
 }
 
 /// Puts the refused partitions back beside the broker's answers for the same topic.
