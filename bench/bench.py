@@ -331,6 +331,38 @@ def write_markdown(meta, summary, idle, args):
     return "\n".join(lines)
 
 
+def plot(summary, path):
+    """Throughput and added latency per path, side by side, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    paths = PATHS
+    d = summary["direct"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.27
+    for i, (w, label) in enumerate([("produce_1k", "produce 1 KiB"), ("produce_100b", "produce 100 B"), ("consume_1k", "consume 1 KiB")]):
+        key = "rec_s" if w == "produce_100b" else "mb_s"
+        vals = [(summary[p][w][key] or 0) / d[w][key] for p in paths]
+        a.bar([x + (i - 1) * width for x in range(len(paths))], vals, width, label=label)
+    a.axhline(0.95, color="grey", linestyle=":", linewidth=1)
+    a.set_xticks(range(len(paths)), paths, rotation=15)
+    a.set_ylabel("throughput, x direct")
+    a.set_ylim(0, 1.2)
+    a.legend(loc="lower right", fontsize=8)
+    a.set_title("Throughput relative to a direct connection")
+    hops = [p for p in paths if p != "direct"]
+    for i, api in enumerate(["api-versions", "list-groups"]):
+        vals = [summary[p][f"latency_{api}"]["added_p99_us"] or 0 for p in hops]
+        b.bar([x + (i - 0.5) * 0.4 for x in range(len(hops))], vals, 0.4, label=f"{api} added p99")
+    b.axhline(100, color="grey", linestyle=":", linewidth=1)
+    b.set_xticks(range(len(hops)), hops, rotation=15)
+    b.set_ylabel("microseconds")
+    b.legend(fontsize=8)
+    b.set_title("Added round-trip latency (p99, paired)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
@@ -358,7 +390,13 @@ def main():
     summary = summarise(rounds)
     (ROOT / "bench" / "results.json").write_text(json.dumps({"meta": meta, "rounds": rounds, "summary": summary, "idle": idle}, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(write_markdown(meta, summary, idle, args))
+    md = write_markdown(meta, summary, idle, args)
+    try:
+        plot(summary, Path(args.out).parent / "benchmarks.png")
+        md += "\n![Throughput and added latency per path](benchmarks.png)\n"
+    except ImportError:
+        print("matplotlib not installed: no plot", file=sys.stderr)
+    Path(args.out).write_text(md)
     print(Path(args.out).read_text())
 
 
