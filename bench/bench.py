@@ -152,7 +152,9 @@ def tansu_perf(bed, seconds):
 def create_topics(bed, names):
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{bed.bootstrap}"})
-    for name, fut in admin.create_topics([NewTopic(n, 1, 1) for n in names]).items():
+    # The durable shape the proxy's default topic rules require, on every path alike.
+    topics = [NewTopic(n, 1, 3, config={"min.insync.replicas": "2"}) for n in names]
+    for name, fut in admin.create_topics(topics).items():
         fut.result(30)
 
 
