@@ -393,6 +393,9 @@ def main():
     (ROOT / "bench" / "results.json").write_text(json.dumps({"meta": meta, "rounds": rounds, "summary": summary, "idle": idle}, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     md = write_markdown(meta, summary, idle, args)
+    notes = ROOT / "bench" / "notes.md"
+    if notes.exists():
+        md += "\n" + notes.read_text()
     try:
         plot(summary, Path(args.out).parent / "benchmarks.png")
         md += "\n![Throughput and added latency per path](benchmarks.png)\n"
