@@ -132,8 +132,9 @@ fn reject_answers_acks1_with_invalid_required_acks_and_closes_acks0() {
     let r = produce(&bed, "kafka-python", "1", "kp-reject", "strict", 2);
     assert_eq!(r["delivered"], 0, "{r}");
     assert!(
-        r["errors"].as_array().expect("errors").iter().all(|e| e["name"] == "InvalidRequiredAcksError"),
-        "kafka-python surfaces InvalidRequiredAcksError: {r}"
+        r["errors"].as_array().expect("errors").iter().all(|e| e["name"] == "InvalidRequiredAcksError"
+            && e["str"].as_str().is_some_and(|s| s.contains("durability proxy rule produce_acks: acks=1 is not allowed"))),
+        "kafka-python surfaces InvalidRequiredAcksError with the proxy's message: {r}"
     );
     // acks=0 cannot be answered: audited and the connection closed; nothing reaches the broker.
     let _ = produce(&bed, "kafka-python", "0", "kp-reject0", "strict", 1);
