@@ -81,7 +81,12 @@ async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
     server::start(proxy.clone()).await.map_err(|e| anyhow::anyhow!("proxy cannot bind the bootstrap listener: {e}"))?;
     tokio::spawn(watch_config(proxy.clone(), path));
     shutdown_signal().await;
-    tracing::info!("shutting down: writing pending audit summaries");
+    tracing::info!("shutting down: no new connections; finishing the requests already forwarded");
+    let open = proxy.drain().await;
+    if open > 0 {
+        tracing::warn!(sessions = open, "drain timeout reached; closing the rest");
+    }
+    tracing::info!("writing pending audit summaries");
     writer.finish().await;
     Ok(())
 }

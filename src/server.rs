@@ -19,6 +19,8 @@ use crate::policy::topics::BrokerDefaults;
 use crate::rewrite::{Endpoints, RewriteError};
 use crate::session;
 use crate::topology::{Target, Topology};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub struct Proxy {
     /// Swapped whole on reload; each request reads the current one.
@@ -26,6 +28,10 @@ pub struct Proxy {
     topology: Topology,
     defaults: RwLock<BrokerDefaults>,
     pub audit: AuditLog,
+    /// Cancelled on shutdown: listeners stop accepting, sessions stop reading new requests.
+    pub shutdown: CancellationToken,
+    /// Every client session, so shutdown can wait for their in-flight requests.
+    sessions: TaskTracker,
 }
 
 impl Proxy {
@@ -35,7 +41,21 @@ impl Proxy {
             topology: Topology::default(),
             defaults: RwLock::new(BrokerDefaults::KAFKA),
             audit,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
         })
+    }
+
+    /// Stops accepting, lets every session finish the requests it already forwarded, and waits
+    /// for them at most `limits.drain_timeout_ms`. Returns the sessions still open at the deadline.
+    pub async fn drain(&self) -> usize {
+        self.shutdown.cancel();
+        self.sessions.close();
+        let limit = Duration::from_millis(self.config().limits.drain_timeout_ms);
+        if tokio::time::timeout(limit, self.sessions.wait()).await.is_err() {
+            return self.sessions.len();
+        }
+        0
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -122,9 +142,14 @@ fn bind(addr: &str) -> std::io::Result<TcpListener> {
 
 async fn accept_loop(proxy: Arc<Proxy>, listener: TcpListener, target: Target) {
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            // Dropping the listener closes it: new connections are refused from here on.
+            _ = proxy.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
             Ok((stream, peer)) => {
-                tokio::spawn(session::run(proxy.clone(), stream, peer, target));
+                proxy.sessions.spawn(session::run(proxy.clone(), stream, peer, target));
             }
             Err(e) => {
                 // Typically out of file descriptors: back off instead of spinning.

@@ -154,7 +154,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
     /// Reads and forwards requests until the client leaves (Ok) or a close is queued (Ok).
     async fn run(mut self) -> Result<(), SessionError> {
         loop {
-            let frame = match self.reader.next().await {
+            // On shutdown stop between frames: what was forwarded is then drained by `serve`.
+            let next = tokio::select! {
+                biased;
+                _ = self.proxy.shutdown.cancelled() => return Ok(()),
+                next = self.reader.next() => next,
+            };
+            let frame = match next {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(()),
                 Err(ReadError::Io(e)) => return Err(SessionError::ClientIo(e)),

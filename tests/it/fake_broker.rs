@@ -454,3 +454,19 @@ fn new_partitions_with_thin_assignments_are_refused() {
     c.proxy.stop();
     assert!(c.proxy.audit().iter().any(|l| l["event"] == "create_partitions" && l["action"] == "reject"));
 }
+
+#[test]
+fn shutdown_answers_what_was_forwarded_then_closes() {
+    let mut c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    client.send(&metadata_req(1, "slow")); // the fake answers after 400 ms
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(c.proxy.proc.child.id().to_string()).status();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", c.proxy.bootstrap)).is_err(), "no new connections while draining");
+    let resp = client.recv().expect("the request forwarded before SIGTERM is still answered");
+    assert_eq!(corr(&resp), 1);
+    assert!(client.recv().is_none(), "then the connection is closed");
+    c.proxy.stop();
+    assert!(c.proxy.log().contains("finishing the requests already forwarded"), "{}", c.proxy.log());
+}
