@@ -153,11 +153,14 @@ struct Requests<'a, R, W> {
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
     /// Reads and forwards requests until the client leaves (Ok) or a close is queued (Ok).
     async fn run(mut self) -> Result<(), SessionError> {
+        // On shutdown stop between frames: what was forwarded is then drained by `serve`. One
+        // future per session: it registers with the shared token once, not once per request.
+        let shutdown = self.proxy.shutdown.clone().cancelled_owned();
+        tokio::pin!(shutdown);
         loop {
-            // On shutdown stop between frames: what was forwarded is then drained by `serve`.
             let next = tokio::select! {
                 biased;
-                _ = self.proxy.shutdown.cancelled() => return Ok(()),
+                _ = &mut shutdown => return Ok(()),
                 next = self.reader.next() => next,
             };
             let frame = match next {
