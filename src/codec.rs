@@ -4,9 +4,8 @@
 //! A frame is kept *with* its 4-byte size prefix so that forwarding it unchanged is a single
 //! write of the buffer that was read.
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
-use tokio_util::codec::Decoder;
 
 use crate::wire::Cursor;
 
@@ -23,18 +22,6 @@ pub enum FrameError {
     LooksLikeTls,
     #[error("bytes look like HTTP on a Kafka port")]
     LooksLikeHttp,
-}
-
-/// Splits a byte stream into whole frames (prefix included), refusing any over `max` bytes.
-#[derive(Clone, Copy, Debug)]
-pub struct FrameCodec {
-    pub max: usize,
-}
-
-impl FrameCodec {
-    pub fn new(max: usize) -> Self {
-        Self { max }
-    }
 }
 
 /// Takes one whole frame off the front of `buf`, if one is there; on a partial frame it reserves
@@ -63,25 +50,6 @@ pub fn split_frame(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, F
         return Ok(None);
     }
     Ok(Some(buf.split_to(total)))
-}
-
-impl Decoder for FrameCodec {
-    type Item = BytesMut;
-    type Error = std::io::Error;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, std::io::Error> {
-        split_frame(src, self.max).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-    }
-}
-
-impl tokio_util::codec::Encoder<bytes::Bytes> for FrameCodec {
-    type Error = std::io::Error;
-
-    /// Frames are carried with their prefix, so encoding is appending them as they are.
-    fn encode(&mut self, item: bytes::Bytes, dst: &mut BytesMut) -> Result<(), std::io::Error> {
-        dst.extend_from_slice(&item);
-        Ok(())
-    }
 }
 
 /// What the proxy needs from a request header, located without copying.
@@ -208,11 +176,6 @@ pub fn frame_with_prefix(payload: &[u8]) -> BytesMut {
     out.extend_from_slice(&(payload.len() as i32).to_be_bytes());
     out.extend_from_slice(payload);
     out
-}
-
-/// Drops the size prefix of a frame, leaving header + body.
-pub fn payload(frame: &BytesMut) -> &[u8] {
-    frame.chunk().get(SIZE_LEN..).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -52,10 +52,6 @@ impl Topology {
     pub fn any_node(&self) -> Option<i32> {
         self.brokers.read().unwrap_or_else(|p| p.into_inner()).keys().min().copied()
     }
-
-    pub fn listener_count(&self) -> usize {
-        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
 }
 
 #[cfg(test)]

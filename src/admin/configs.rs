@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{conclude, decode, guard, order_results, s, AdminError, Ctx, Merge, Site, Step, POLICY_VIOLATION};
+use super::{checked, conclude, guard, order_results, retain_marked, s, AdminError, Ctx, Merge, Site, Step, POLICY_VIOLATION};
 use crate::config::Action;
 use crate::policy::configs::{self as rules, Entries, SET};
 use crate::policy::topics::Finding;
@@ -44,12 +44,9 @@ fn label(resource_type: i8, name: &str) -> String {
 
 pub async fn alter_configs(proxy: &Proxy, frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>, incremental: bool) -> Result<Step, AdminError> {
     let api = if incremental { "IncrementalAlterConfigs" } else { "AlterConfigs" };
-    let body = frame.slice(body_offset.min(frame.len())..);
-    if !guard::alter_configs(&body, ctx.version, incremental) {
-        return Err(AdminError::Malformed(api));
-    }
+    let walk = |b: &[u8]| guard::alter_configs(b, ctx.version, incremental);
     let (changes, mut legacy, mut incr) = if incremental {
-        let req: IncrementalAlterConfigsRequest = decode(&body, ctx.version, api)?;
+        let req: IncrementalAlterConfigsRequest = checked(frame, body_offset, ctx.version, api, walk)?;
         let changes = req
             .resources
             .iter()
@@ -61,7 +58,7 @@ pub async fn alter_configs(proxy: &Proxy, frame: &Bytes, body_offset: usize, ctx
             .collect::<Vec<_>>();
         (changes, None, Some(req))
     } else {
-        let req: AlterConfigsRequest = decode(&body, ctx.version, api)?;
+        let req: AlterConfigsRequest = checked(frame, body_offset, ctx.version, api, walk)?;
         let changes = req
             .resources
             .iter()
@@ -123,7 +120,7 @@ pub async fn alter_configs(proxy: &Proxy, frame: &Bytes, body_offset: usize, ctx
     // The refused resources, in request order, as (type, name, message).
     let refusals: Vec<(i8, String, String)> =
         changes.iter().zip(&refused).filter_map(|(c, m)| m.as_ref().map(|m| (c.resource_type, c.name.clone(), m.clone()))).collect();
-    let mut keep = refused.iter().map(Option::is_none);
+    let keep: Vec<bool> = refused.iter().map(Option::is_none).collect();
     macro_rules! result {
         ($ty:ty, $r:expr) => {{
             let (t, name, msg) = $r;
@@ -135,7 +132,7 @@ pub async fn alter_configs(proxy: &Proxy, frame: &Bytes, body_offset: usize, ctx
         }};
     }
     if let Some(req) = legacy.as_mut() {
-        req.resources.retain(|_| keep.next().unwrap_or(true));
+        retain_marked(&mut req.resources, &keep);
         let local: Vec<_> = refusals.into_iter().map(|r| result!(alter_configs_response::AlterConfigsResourceResponse, r)).collect();
         let at = Site { frame, body_offset, api_key: ApiKey::AlterConfigs, api };
         return conclude(
@@ -149,7 +146,7 @@ pub async fn alter_configs(proxy: &Proxy, frame: &Bytes, body_offset: usize, ctx
         );
     }
     let Some(req) = incr.as_mut() else { return Err(AdminError::Malformed(api)) };
-    req.resources.retain(|_| keep.next().unwrap_or(true));
+    retain_marked(&mut req.resources, &keep);
     let local: Vec<_> =
         refusals.into_iter().map(|r| result!(incremental_alter_configs_response::AlterConfigsResourceResponse, r)).collect();
     let at = Site { frame, body_offset, api_key: ApiKey::IncrementalAlterConfigs, api };

@@ -132,9 +132,31 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
 }
 
-fn decode<M: Decodable>(body: &Bytes, version: i16, api: &'static str) -> Result<M, AdminError> {
-    let mut b = body.clone();
-    M::decode(&mut b, version).map_err(|_| AdminError::Malformed(api))
+/// The request body, decoded once its structure passed `check` (a `guard` walk: kafka-protocol
+/// pre-allocates arrays from wire counts, so counts are checked before it sees the bytes).
+fn checked<M: Decodable>(
+    frame: &Bytes,
+    body_offset: usize,
+    version: i16,
+    api: &'static str,
+    check: impl Fn(&[u8]) -> bool,
+) -> Result<M, AdminError> {
+    let mut body = frame.slice(body_offset.min(frame.len())..);
+    if !check(&body) {
+        return Err(AdminError::Malformed(api));
+    }
+    M::decode(&mut body, version).map_err(|_| AdminError::Malformed(api))
+}
+
+/// Keeps the entries marked true; `keep` has one mark per entry (an entry without one is
+/// dropped: nothing unjudged is forwarded).
+fn retain_marked<T>(entries: &mut Vec<T>, keep: &[bool]) {
+    let mut i = 0;
+    entries.retain(|_| {
+        let k = keep.get(i).copied().unwrap_or(false);
+        i += 1;
+        k
+    });
 }
 
 /// A request frame with the original header and a new body.
@@ -185,11 +207,7 @@ fn strongest(findings: &[Finding]) -> Option<Action> {
 
 pub fn create_topics(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result<Step, AdminError> {
     const API: &str = "CreateTopics";
-    let body = frame.slice(body_offset.min(frame.len())..);
-    if !guard::create_topics(&body, ctx.version) {
-        return Err(AdminError::Malformed(API));
-    }
-    let mut req: CreateTopicsRequest = decode(&body, ctx.version, API)?;
+    let mut req: CreateTopicsRequest = checked(frame, body_offset, ctx.version, API, |b| guard::create_topics(b, ctx.version))?;
     let rule = &ctx.cfg.create_topics;
     let client_exempt = rule.exempt.client_exempt(ctx.client_id, ctx.peer.ip());
     let mut order = Vec::new();
@@ -297,11 +315,7 @@ pub const DELETE_RULE: &str = "deletes.protected_topics";
 
 pub fn delete_topics(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result<Step, AdminError> {
     const API: &str = "DeleteTopics";
-    let body = frame.slice(body_offset.min(frame.len())..);
-    if !guard::delete_topics(&body, ctx.version) {
-        return Err(AdminError::Malformed(API));
-    }
-    let mut req: DeleteTopicsRequest = decode(&body, ctx.version, API)?;
+    let mut req: DeleteTopicsRequest = checked(frame, body_offset, ctx.version, API, |b| guard::delete_topics(b, ctx.version))?;
     let any_protection = !ctx.cfg.deletes.protected_topics.is_empty();
     let mut order = Vec::new();
     let mut local = Vec::new();
@@ -348,11 +362,10 @@ pub fn delete_topics(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result
     if local.is_empty() {
         return Ok(Step::Unchanged);
     }
-    let mut it = keep.iter();
     if ctx.version >= 6 {
-        req.topics.retain(|_| it.next().copied().unwrap_or(false));
+        retain_marked(&mut req.topics, &keep);
     } else {
-        req.topic_names.retain(|_| it.next().copied().unwrap_or(false));
+        retain_marked(&mut req.topic_names, &keep);
     }
     let nothing_left = req.topics.is_empty() && req.topic_names.is_empty();
     let at = Site { frame, body_offset, api_key: ApiKey::DeleteTopics, api: API };
@@ -369,13 +382,10 @@ pub fn delete_topics(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result
 
 pub fn delete_records(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result<Step, AdminError> {
     const API: &str = "DeleteRecords";
-    let body = frame.slice(body_offset.min(frame.len())..);
-    if !guard::delete_records(&body, ctx.version) {
-        return Err(AdminError::Malformed(API));
-    }
-    let mut req: DeleteRecordsRequest = decode(&body, ctx.version, API)?;
+    let mut req: DeleteRecordsRequest = checked(frame, body_offset, ctx.version, API, |b| guard::delete_records(b, ctx.version))?;
     let mut order = Vec::new();
     let mut local = Vec::new();
+    let mut keep = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let name = t.name.0.to_string();
         order.push(name.clone());
@@ -383,6 +393,7 @@ pub fn delete_records(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Resul
         let offsets: Vec<_> =
             t.partitions.iter().map(|p| serde_json::json!({"partition": p.partition_index, "before_offset": p.offset})).collect();
         let action = if pattern.is_some() { "reject" } else { "allow" };
+        keep.push(pattern.is_none());
         ctx.audit.record(ctx.event(
             "delete_records",
             DELETE_RULE,
@@ -410,7 +421,7 @@ pub fn delete_records(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Resul
     if local.is_empty() {
         return Ok(Step::Unchanged);
     }
-    req.topics.retain(|t| protected(ctx.cfg, t.name.0.as_str()).is_none());
+    retain_marked(&mut req.topics, &keep);
     let at = Site { frame, body_offset, api_key: ApiKey::DeleteRecords, api: API };
     conclude(
         &at,

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, CreatePartitionsRequest, CreatePartitionsResponse,
 };
 
-use super::{conclude, decode, guard, order_results, s, AdminError, Ctx, Merge, Site, Step, POLICY_VIOLATION};
+use super::{checked, conclude, guard, order_results, retain_marked, s, AdminError, Ctx, Merge, Site, Step, POLICY_VIOLATION};
 use crate::config::Action;
 use crate::policy::topics::RF;
 
@@ -35,11 +35,7 @@ fn short(replicas: usize, min: i16) -> bool {
 
 pub fn create_partitions(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result<Step, AdminError> {
     const API: &str = "CreatePartitions";
-    let body = frame.slice(body_offset.min(frame.len())..);
-    if !guard::create_partitions(&body, ctx.version) {
-        return Err(AdminError::Malformed(API));
-    }
-    let mut req: CreatePartitionsRequest = decode(&body, ctx.version, API)?;
+    let mut req: CreatePartitionsRequest = checked(frame, body_offset, ctx.version, API, |b| guard::create_partitions(b, ctx.version))?;
     let mut order = Vec::new();
     let mut local = Vec::new();
     let mut keep = Vec::new();
@@ -72,8 +68,7 @@ pub fn create_partitions(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Re
     if local.is_empty() {
         return Ok(Step::Unchanged);
     }
-    let mut it = keep.iter();
-    req.topics.retain(|_| it.next().copied().unwrap_or(true));
+    retain_marked(&mut req.topics, &keep);
     let at = Site { frame, body_offset, api_key: ApiKey::CreatePartitions, api: API };
     conclude(
         &at,
@@ -88,11 +83,8 @@ pub fn create_partitions(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Re
 
 pub fn reassign_partitions(frame: &Bytes, body_offset: usize, ctx: &Ctx<'_>) -> Result<Step, AdminError> {
     const API: &str = "AlterPartitionReassignments";
-    let body = frame.slice(body_offset.min(frame.len())..);
-    if !guard::alter_partition_reassignments(&body, ctx.version) {
-        return Err(AdminError::Malformed(API));
-    }
-    let mut req: AlterPartitionReassignmentsRequest = decode(&body, ctx.version, API)?;
+    let mut req: AlterPartitionReassignmentsRequest =
+        checked(frame, body_offset, ctx.version, API, |b| guard::alter_partition_reassignments(b, ctx.version))?;
     let mut order = Vec::new();
     let mut local: Vec<ReassignableTopicResponse> = Vec::new();
     for t in &mut req.topics {
