@@ -88,21 +88,6 @@ def consume(a):
     out({"count": len(values), "values": values})
 
 
-def create_topic(a):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": a.bootstrap, "client.id": a.client_id})
-    futs = admin.create_topics([NewTopic(a.topic, num_partitions=a.partitions, replication_factor=a.rf)])
-    result = {}
-    for name, f in futs.items():
-        try:
-            f.result(15)
-            result[name] = "ok"
-        except Exception as e:  # the error is the data
-            result[name] = str(e)
-    out(result)
-
-
 def _kp_results(resp, key_names=("topics", "topic_error_codes", "responses")):
     """Per-topic {code, message} from a kafka-python admin response dict, whatever its version."""
     out = {}
@@ -242,7 +227,7 @@ def metadata(a):
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("produce", "consume", "create-topic", "metadata", "create-topics", "delete-topics", "delete-records", "alter-configs"):
+    for name in ("produce", "consume", "metadata", "create-topics", "delete-topics", "delete-records", "alter-configs"):
         s = sub.add_parser(name)
         s.add_argument("--bootstrap", required=True)
         s.add_argument("--topic", default="t")
@@ -258,9 +243,6 @@ def main():
     c.add_argument("--group", default="kclient-group")
     c.add_argument("--expect", type=int, required=True)
     c.add_argument("--timeout", type=float, default=30)
-    t = sub.choices["create-topic"]
-    t.add_argument("--partitions", type=int, default=1)
-    t.add_argument("--rf", type=int, default=1)
     ct = sub.choices["create-topics"]
     ct.add_argument("--spec", required=True)
     ct.add_argument("--validate-only", action="store_true")
@@ -274,22 +256,16 @@ def main():
     ac.add_argument("--incremental", action="store_true")
     a = ap.parse_args()
     if a.cmd == "produce":
-        (produce_confluent if a.lib == "confluent" else produce_kafka_python)(a)
-    elif a.cmd == "consume":
-        consume(a)
-    elif a.cmd == "create-topic":
-        create_topic(a)
-    elif a.cmd == "create-topics":
-        create_topics(a)
-    elif a.cmd == "delete-topics":
-        delete_topics(a)
-    elif a.cmd == "delete-records":
-        delete_records(a)
-    elif a.cmd == "alter-configs":
-        alter_configs(a)
-    else:
-        metadata(a)
-
+        return (produce_confluent if a.lib == "confluent" else produce_kafka_python)(a)
+    commands = {
+        "consume": consume,
+        "metadata": metadata,
+        "create-topics": create_topics,
+        "delete-topics": delete_topics,
+        "delete-records": delete_records,
+        "alter-configs": alter_configs,
+    }
+    commands[a.cmd](a)
 
 if __name__ == "__main__":
     sys.exit(main())
