@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
-use kafka_durability_proxy::frames;
+use kafka_durability_proxy::protocol::encode as frames;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ListGroupsRequest};
 use kafka_protocol::protocol::StrBytes;
 

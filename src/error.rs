@@ -1,7 +1,7 @@
 //! Errors of a proxied connection, each naming the side that failed: the client, the broker, or
 //! the proxy itself. The side decides the log wording and who is to blame in an incident.
 
-use crate::codec::FrameError;
+use crate::protocol::FrameError;
 use crate::rewrite::RewriteError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

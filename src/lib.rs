@@ -1,37 +1,35 @@
 //! kafka-durability-proxy: a Kafka-protocol hop that enforces durability on the wire.
 //!
-//! Layout, one job per module:
-//! - `wire`: bounds-checked reads of Kafka primitives from untrusted bytes.
-//! - `codec`: frames with a size cap, request-header peek, Produce acks location and patch.
-//! - `frames`: building frames from kafka-protocol messages (the proxy's own responses).
-//! - `config`, `pattern`: typed, validated configuration; name patterns for scoping.
-//! - `policy`: pure rules from request to decision (`produce`: acks; `topics`: topic shapes;
-//!   `configs`: the config a resource would have after a change).
-//! - `admin`: CreateTopics / DeleteTopics / DeleteRecords / AlterConfigs /
-//!   IncrementalAlterConfigs handling, Metadata auto-create.
-//! - `rewrite`: address rewrites (Metadata, FindCoordinator, DescribeCluster, KIP-951 tails),
-//!   ApiVersions clamping, Produce response scanning and rejection.
-//! - `inflight`: what to do with each response, in request order.
-//! - `io`: frame reader and vectored frame writer over socket halves.
-//! - `session`: one client connection and its broker connection.
-//! - `topology`: broker node ids, their real addresses and their proxy listeners.
-//! - `server`: listeners, discovery, shared state.
-//! - `audit`: the JSON-lines audit stream with windowed aggregation.
-//! - `error`: connection errors that name the failing side.
+//! Layout, one job per module (docs/architecture.md follows a request through them):
+//! - `protocol`: bytes on the wire — cursor, frames, header peeks, the acks patch, guards,
+//!   the API/version table, frame building, the one table of Kafka error codes. Knows no policy.
+//! - `net`: transports (plain TCP; TLS to come), framed reading and vectored writing,
+//!   listeners and the accept loop with shutdown.
+//! - `cluster`: what the proxy knows of and asks of the cluster — topology, discovery, broker
+//!   defaults, its own pooled client with side-typed errors, the `ClusterView` trait.
+//! - `policy`: pure rules (no tokio, no sockets): rule types, acks, topics, configs,
+//!   partitions, deletes, scopes.
+//! - `handlers`: one file per API the proxy judges: decode (guarded) → policy → answer,
+//!   rewrite or forward; `split` merges partial answers; `route` dispatches.
+//! - `rewrite`: broker addresses in responses become proxy addresses; ApiVersions clamped.
+//! - `session`: one client connection — `requests`, `responses`, the `inflight` queue.
+//! - `audit`: one constructor per event kind, and the writer.
+//! - `config`: serde types (`file`), validation, reload.
+//! - `state`: the shared state a reload swaps and sessions read.
+//! - `server`: wiring — state, listeners, discovery, shutdown.
+//! - `error`, `pattern`: connection errors by side; name patterns.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-pub mod admin;
 pub mod audit;
-pub mod codec;
+pub mod cluster;
 pub mod config;
 pub mod error;
-pub mod frames;
-pub mod inflight;
-pub mod io;
+pub mod handlers;
+pub mod net;
 pub mod pattern;
 pub mod policy;
+pub mod protocol;
 pub mod rewrite;
 pub mod server;
 pub mod session;
-pub mod topology;
-pub mod wire;
+pub mod state;

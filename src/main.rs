@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use kafka_durability_proxy::{audit, config, server};
+use kafka_durability_proxy::{audit, config, server, state};
 
 const USAGE: &str = "usage: kafka-durability-proxy --config FILE | --check-config FILE
 
@@ -77,9 +77,10 @@ fn main() -> ExitCode {
 
 async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
     let (log, writer) = audit::start(&cfg.audit).await.map_err(|e| anyhow::anyhow!("proxy cannot open the audit sink: {e}"))?;
-    let proxy = server::Proxy::new(cfg, log);
+    let proxy = state::Proxy::new(cfg, log);
     server::start(proxy.clone()).await.map_err(|e| anyhow::anyhow!("proxy cannot bind the bootstrap listener: {e}"))?;
-    tokio::spawn(watch_config(proxy.clone(), path));
+    let reloading = proxy.clone();
+    tokio::spawn(config::reload::watch(path, move |cfg| reloading.reload(cfg)));
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections; finishing the requests already forwarded");
     let open = proxy.drain().await;
@@ -89,52 +90,6 @@ async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
     tracing::info!("writing pending audit summaries");
     writer.finish().await;
     Ok(())
-}
-
-/// Reloads the policies on SIGHUP or when the file changes. A file that does not validate is
-/// refused with every problem listed, and the running configuration stays.
-async fn watch_config(proxy: std::sync::Arc<server::Proxy>, path: PathBuf) {
-    let mtime = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut seen = mtime(&path);
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    loop {
-        #[cfg(unix)]
-        let signalled = async {
-            match hup.as_mut() {
-                Some(h) => {
-                    h.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let signalled = std::future::pending::<()>();
-        let why = tokio::select! {
-            _ = signalled => "SIGHUP",
-            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {
-                let now = mtime(&path);
-                if now == seen {
-                    continue;
-                }
-                seen = now;
-                "file changed"
-            }
-        };
-        match config::load(&path) {
-            Ok(cfg) => {
-                let fixed = proxy.reload(cfg);
-                if fixed.is_empty() {
-                    tracing::info!(trigger = why, path = %path.display(), "configuration reloaded");
-                } else {
-                    tracing::warn!(trigger = why, path = %path.display(), needs_restart = ?fixed, "policies reloaded; changes to these sections need a restart and were not applied");
-                }
-            }
-            Err(e) => {
-                tracing::error!(trigger = why, path = %path.display(), "reload refused, the running configuration stays: {}", e.to_string().trim_end())
-            }
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_durability_proxy::codec::{self, SIZE_LEN};
-use kafka_durability_proxy::{audit, config, frames, server, session};
+use kafka_durability_proxy::protocol::encode as frames;
+use kafka_durability_proxy::protocol::{self, SIZE_LEN};
+use kafka_durability_proxy::{audit, config, session, state};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, NodeEndpoint, PartitionData};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, TopicName};
@@ -92,7 +93,7 @@ async fn records_are_not_copied_when_forwarding_produce_and_fetch() {
     ))
     .expect("config");
     let (log, _writer) = audit::spawn(Box::new(tokio::io::sink()), 1000, Duration::from_secs(60));
-    let proxy = server::Proxy::new(cfg, log);
+    let proxy = state::Proxy::new(cfg, log);
     let (mut client, proxy_client) = tokio::io::duplex(4 << 20);
     let (proxy_broker, mut broker) = tokio::io::duplex(4 << 20);
     let (cr, cw) = tokio::io::split(proxy_client);
@@ -112,8 +113,8 @@ async fn records_are_not_copied_when_forwarding_produce_and_fetch() {
         })
         .await;
         let got = &buf[..frame.len()];
-        let h = codec::peek_request_header(got).expect("header");
-        assert_eq!(codec::peek_produce(got, &h).map(|p| p.acks), Some(-1), "acks upgraded in place");
+        let h = protocol::peek_request_header(got).expect("header");
+        assert_eq!(protocol::peek_produce(got, &h).map(|p| p.acks), Some(-1), "acks upgraded in place");
         let differing = got.iter().zip(frame.iter()).filter(|(a, b)| a != b).count();
         assert!(differing <= 2, "only the acks bytes change, {differing} differ");
         if round == 1 {

@@ -1,6 +1,8 @@
 //! Config parsing: defaults, every error at once, unknown keys, port mapping.
 
 use super::*;
+use crate::policy::Action;
+use std::net::IpAddr;
 
 const MINIMAL: &str = "
 listen:
@@ -16,7 +18,7 @@ fn minimal_file_gets_documented_defaults() {
     let cfg = parse(MINIMAL).expect("valid");
     assert_eq!(cfg.listen.bind_host, "0.0.0.0");
     assert_eq!(cfg.limits.max_frame_bytes, 100 * 1024 * 1024);
-    assert_eq!(cfg.produce_acks.action, Action::Upgrade);
+    assert_eq!(cfg.policies.produce_acks.action, Action::Upgrade);
     assert_eq!(cfg.audit.sink, AuditSink::Stdout);
     assert_eq!(cfg.audit.window_secs, 60);
     assert_eq!(cfg.port_for_node(111), Some(19211));
@@ -86,7 +88,7 @@ fn exemptions_match_client_source_and_topic() {
         "{MINIMAL}policies:\n  produce_acks:\n    action: reject\n    exempt:\n      client_ids: ['metrics-*']\n      source_cidrs: ['10.1.0.0/16', '192.168.7.7']\n      topics: ['scratch.*']\n"
     );
     let cfg = parse(&text).expect("valid");
-    let ex = &cfg.produce_acks.exempt;
+    let ex = &cfg.policies.produce_acks.exempt;
     let lan: IpAddr = "10.1.2.3".parse().expect("ip");
     let other: IpAddr = "10.2.0.1".parse().expect("ip");
     assert!(ex.client_exempt(Some("metrics-agent"), other));

@@ -5,8 +5,8 @@
 //! change cannot alter); broker resources by what a topic created with the resulting broker
 //! defaults would get. Config changes are never rewritten: an `upgrade` rule refuses instead.
 
-use crate::config::{Action, CreateTopics};
-use crate::policy::topics::{self, BrokerDefaults, Finding, NewTopic};
+use super::rules::{Action, CreateTopics};
+use super::topics::{self, BrokerDefaults, Finding, NewTopic};
 
 pub const SET: i8 = 0;
 pub const DELETE: i8 = 1;
@@ -65,12 +65,11 @@ pub fn incremental(current: &[(String, Option<String>)], ops: &[(String, i8, Opt
 /// create would have been upgraded.
 fn for_changes(rules: &CreateTopics, rf_known: bool) -> CreateTopics {
     let mut r = rules.clone();
-    let no_upgrade = |a: Action| if a == Action::Upgrade { Action::Reject } else { a };
     r.replication_factor.value = None;
-    r.min_insync_replicas.action = no_upgrade(r.min_insync_replicas.action);
-    r.no_unclean_leader_election.action = no_upgrade(r.no_unclean_leader_election.action);
-    r.min_retention_ms.action = no_upgrade(r.min_retention_ms.action);
-    r.min_retention_bytes.action = no_upgrade(r.min_retention_bytes.action);
+    r.min_insync_replicas.action = r.min_insync_replicas.action.without_rewrite();
+    r.no_unclean_leader_election.action = r.no_unclean_leader_election.action.without_rewrite();
+    r.min_retention_ms.action = r.min_retention_ms.action.without_rewrite();
+    r.min_retention_bytes.action = r.min_retention_bytes.action.without_rewrite();
     r.rf_above_min_isr.enabled &= rf_known;
     r
 }
@@ -95,9 +94,7 @@ pub fn judge_broker(rules: &CreateTopics, resulting: &[(String, Option<String>)]
     let defaults = topics::defaults_from(resulting);
     let mut r = for_changes(rules, true);
     r.replication_factor = rules.replication_factor;
-    if r.replication_factor.action == Action::Upgrade {
-        r.replication_factor.action = Action::Reject;
-    }
+    r.replication_factor.action = r.replication_factor.action.without_rewrite();
     topics::judge(&r, &defaults, &NewTopic { name: "", replication_factor: -1, assigned_replicas: None, configs: &[] })
 }
 

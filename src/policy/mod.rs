@@ -1,6 +1,13 @@
-//! Policy rules: pure functions from a decoded (or peeked) request to a decision. No I/O here;
-//! the session applies decisions, the audit module records them.
+//! Policy rules: pure functions from what a request asks for to a decision, with their table
+//! tests beside them. No I/O, no tokio, no sockets: handlers apply the decisions, the audit
+//! module records them.
+
 pub mod configs;
+pub mod deletes;
+pub mod partitions;
 pub mod produce;
+pub mod rules;
 pub mod scope;
 pub mod topics;
+
+pub use rules::{Action, Policies};

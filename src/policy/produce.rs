@@ -1,9 +1,13 @@
-//! The producer acks rule: acks 0 and 1 acknowledge before the write is replicated, so a leader
-//! failure loses acknowledged (or never-acknowledged) records. Enforce acks=all (-1).
+//! The producer acks rule, whole: acks 0 and 1 acknowledge before the write is replicated, so a
+//! leader failure loses acknowledged (or never-acknowledged) records. The rule resolves each
+//! topic's scope, applies exemptions, lets the strictest action among the topics decide, and
+//! says what to do where the action cannot be carried out as written (an acks=0 request cannot
+//! be answered with an error, only closed).
 
 use std::net::IpAddr;
 
-use crate::config::{Action, ProduceAcksRule};
+use super::rules::{Action, Policies, ProduceAcksRule};
+use super::scope::{self, Subject};
 
 /// Everything the rule looks at, from the request header and the Produce body walk.
 #[derive(Clone, Copy, Debug)]
@@ -14,14 +18,41 @@ pub struct AcksInput<'a> {
     pub topics: &'a [&'a str],
 }
 
+/// The rule's answer for one Produce request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AcksDecision {
+pub enum AcksVerdict {
     /// Already durable (acks=-1) or not a value this rule judges (the broker rejects it).
     Allow,
     /// Weak, but the client, source or every topic is exempt: forward unchanged and audit.
     Exempt,
-    /// Weak and judged: do what the configured action says.
-    Enforce(Action),
+    /// Weak; forward unchanged and audit.
+    Audit,
+    /// Weak; rewrite acks to -1 in place.
+    Upgrade,
+    /// Weak acks=1; answer INVALID_REQUIRED_ACKS without forwarding.
+    Reject,
+    /// Weak acks=0 under a reject rule: nothing can be answered, so the connection is closed.
+    Close,
+}
+
+impl AcksVerdict {
+    /// The word the audit log uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcksVerdict::Allow => "allow",
+            AcksVerdict::Exempt => "exempt",
+            AcksVerdict::Audit => "audit",
+            AcksVerdict::Upgrade => "upgrade",
+            AcksVerdict::Reject | AcksVerdict::Close => "reject",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcksDecision<'a> {
+    pub verdict: AcksVerdict,
+    /// The scope whose action decided, when one did.
+    pub scope: Option<&'a str>,
 }
 
 pub const RULE: &str = "produce_acks";
@@ -29,100 +60,55 @@ pub const RULE: &str = "produce_acks";
 /// Acks a durable producer uses.
 pub const ACKS_ALL: i16 = -1;
 
-pub fn judge(rule: &ProduceAcksRule, input: &AcksInput<'_>) -> AcksDecision {
-    judge_scoped(rule, input, |_| rule.action)
+/// Judges a Produce request under every rule: scopes per topic, exemptions, strictest action.
+pub fn judge<'a>(p: &'a Policies, input: &AcksInput<'_>) -> AcksDecision<'a> {
+    let per_topic: Vec<(Action, Option<&'a str>)> = input
+        .topics
+        .iter()
+        .map(|t| scope::acks_action(p, &Subject { client_id: input.client_id, peer: input.peer, topic: Some(t) }))
+        .collect();
+    let action_for =
+        |t: &str| input.topics.iter().position(|n| *n == t).and_then(|i| per_topic.get(i)).map_or(p.produce_acks.action, |a| a.0);
+    let enforced = judge_rule(&p.produce_acks, input, action_for);
+    let scope = match enforced {
+        Enforced::Act(a) => per_topic.iter().find(|(x, _)| *x == a).and_then(|(_, n)| *n),
+        _ => None,
+    };
+    let verdict = match enforced {
+        Enforced::Allow => AcksVerdict::Allow,
+        Enforced::Exempt => AcksVerdict::Exempt,
+        Enforced::Act(Action::Audit) => AcksVerdict::Audit,
+        Enforced::Act(Action::Upgrade) => AcksVerdict::Upgrade,
+        Enforced::Act(Action::Reject) if input.acks == 0 => AcksVerdict::Close,
+        Enforced::Act(Action::Reject) => AcksVerdict::Reject,
+    };
+    AcksDecision { verdict, scope }
 }
 
-/// How strict an action is when topics of one request fall under different rules.
-fn strictness(a: Action) -> u8 {
-    match a {
-        Action::Reject => 3,
-        Action::Upgrade => 2,
-        Action::Audit => 1,
-    }
+/// What the base rule says before the action is carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enforced {
+    Allow,
+    Exempt,
+    Act(Action),
 }
 
 /// Judges a request whose topics may each have their own action (scopes): acks is per request,
 /// so the strictest action among its non-exempt topics decides.
-pub fn judge_scoped(rule: &ProduceAcksRule, input: &AcksInput<'_>, action_for: impl Fn(&str) -> Action) -> AcksDecision {
+pub fn judge_rule(rule: &ProduceAcksRule, input: &AcksInput<'_>, action_for: impl Fn(&str) -> Action) -> Enforced {
     if !matches!(input.acks, 0 | 1) {
-        return AcksDecision::Allow;
+        return Enforced::Allow;
     }
     let ex = &rule.exempt;
     if ex.client_exempt(input.client_id, input.peer) {
-        return AcksDecision::Exempt;
+        return Enforced::Exempt;
     }
     if input.topics.is_empty() {
-        return AcksDecision::Enforce(rule.action);
+        return Enforced::Act(rule.action);
     }
     // One non-exempt topic makes the whole request judged.
-    input
-        .topics
-        .iter()
-        .filter(|t| !ex.topic_exempt(t))
-        .map(|t| action_for(t))
-        .max_by_key(|a| strictness(*a))
-        .map_or(AcksDecision::Exempt, AcksDecision::Enforce)
+    input.topics.iter().filter(|t| !ex.topic_exempt(t)).map(|t| action_for(t)).max().map_or(Enforced::Exempt, Enforced::Act)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Exemptions;
-    use crate::pattern::Glob;
-
-    fn rule(action: Action) -> ProduceAcksRule {
-        ProduceAcksRule {
-            action,
-            exempt: Exemptions {
-                client_ids: vec![Glob::new("metrics-*")],
-                source_cidrs: vec!["10.9.0.0/16".parse().expect("cidr")],
-                topics: vec![Glob::new("scratch.*")],
-            },
-        }
-    }
-
-    #[test]
-    fn table() {
-        let lan: IpAddr = "10.9.1.1".parse().expect("ip");
-        let wan: IpAddr = "172.20.0.5".parse().expect("ip");
-        use AcksDecision::*;
-        #[rustfmt::skip]
-        type Case<'a> = (Action, i16, Option<&'a str>, IpAddr, &'a [&'a str], AcksDecision);
-        let cases: &[Case] = &[
-            (Action::Upgrade, -1, Some("app"), wan, &["orders"], Allow),
-            (Action::Upgrade, 0, Some("app"), wan, &["orders"], Enforce(Action::Upgrade)),
-            (Action::Upgrade, 1, Some("app"), wan, &["orders"], Enforce(Action::Upgrade)),
-            (Action::Reject, 1, Some("app"), wan, &["orders"], Enforce(Action::Reject)),
-            (Action::Audit, 0, None, wan, &["orders"], Enforce(Action::Audit)),
-            (Action::Reject, 1, Some("metrics-agent"), wan, &["orders"], Exempt),
-            (Action::Reject, 1, Some("app"), lan, &["orders"], Exempt),
-            (Action::Reject, 1, Some("app"), wan, &["scratch.a", "scratch.b"], Exempt),
-            (Action::Reject, 1, Some("app"), wan, &["scratch.a", "orders"], Enforce(Action::Reject)),
-            (Action::Reject, 1, Some("app"), wan, &[], Enforce(Action::Reject)),
-            (Action::Reject, 2, Some("app"), wan, &["orders"], Allow),
-            (Action::Reject, -2, Some("app"), wan, &["orders"], Allow),
-        ];
-        for (action, acks, client_id, peer, topics, want) in cases {
-            let got = judge(&rule(*action), &AcksInput { acks: *acks, client_id: *client_id, peer: *peer, topics });
-            assert_eq!(got, *want, "{action:?} acks={acks} client={client_id:?} peer={peer} topics={topics:?}");
-        }
-    }
-
-    #[test]
-    fn the_strictest_topic_rule_decides() {
-        let wan: IpAddr = "172.20.0.5".parse().expect("ip");
-        let r = rule(Action::Upgrade);
-        let per_topic = |t: &str| match t {
-            "payments" => Action::Reject,
-            "clicks" => Action::Audit,
-            _ => Action::Upgrade,
-        };
-        let judge = |topics: &[&str]| judge_scoped(&r, &AcksInput { acks: 1, client_id: Some("app"), peer: wan, topics }, per_topic);
-        assert_eq!(judge(&["clicks"]), AcksDecision::Enforce(Action::Audit));
-        assert_eq!(judge(&["clicks", "orders"]), AcksDecision::Enforce(Action::Upgrade));
-        assert_eq!(judge(&["orders", "payments", "clicks"]), AcksDecision::Enforce(Action::Reject));
-        assert_eq!(judge(&["scratch.a", "clicks"]), AcksDecision::Enforce(Action::Audit), "exempt topics do not vote");
-        assert_eq!(judge(&["scratch.a"]), AcksDecision::Exempt);
-    }
-}
+mod tests;

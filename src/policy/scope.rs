@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use crate::config::{Action, Config, CreateTopics, Scope};
+use super::rules::{Action, CreateTopics, Policies, Scope};
 use crate::pattern::Glob;
 
 /// Who and what a rule is being chosen for. `topic` is None for requests about no topic (a
@@ -58,18 +58,18 @@ pub fn most_specific<'a>(scopes: &'a [Scope], s: &Subject<'_>, has_rule: impl Fn
 }
 
 /// The acks action for a subject, and the scope it came from.
-pub fn acks_action<'a>(cfg: &'a Config, s: &Subject<'_>) -> (Action, Option<&'a str>) {
-    match most_specific(&cfg.scopes, s, |sc| sc.produce_acks.is_some()) {
-        Some(sc) => (sc.produce_acks.unwrap_or(cfg.produce_acks.action), Some(sc.name.as_str())),
-        None => (cfg.produce_acks.action, None),
+pub fn acks_action<'a>(p: &'a Policies, s: &Subject<'_>) -> (Action, Option<&'a str>) {
+    match most_specific(&p.scopes, s, |sc| sc.produce_acks.is_some()) {
+        Some(sc) => (sc.produce_acks.unwrap_or(p.produce_acks.action), Some(sc.name.as_str())),
+        None => (p.produce_acks.action, None),
     }
 }
 
 /// The topic rules for a subject, and the scope they came from.
-pub fn topic_rules<'a>(cfg: &'a Config, s: &Subject<'_>) -> (&'a CreateTopics, Option<&'a str>) {
-    match most_specific(&cfg.scopes, s, |sc| sc.create_topics.is_some()) {
-        Some(sc) => (sc.create_topics.as_ref().unwrap_or(&cfg.create_topics.rules), Some(sc.name.as_str())),
-        None => (&cfg.create_topics.rules, None),
+pub fn topic_rules<'a>(p: &'a Policies, s: &Subject<'_>) -> (&'a CreateTopics, Option<&'a str>) {
+    match most_specific(&p.scopes, s, |sc| sc.create_topics.is_some()) {
+        Some(sc) => (sc.create_topics.as_ref().unwrap_or(&p.create_topics.rules), Some(sc.name.as_str())),
+        None => (&p.create_topics.rules, None),
     }
 }
 
@@ -77,7 +77,7 @@ pub fn topic_rules<'a>(cfg: &'a Config, s: &Subject<'_>) -> (&'a CreateTopics, O
 mod tests {
     use super::*;
 
-    fn cfg() -> Config {
+    fn cfg() -> crate::config::Config {
         crate::config::parse(
             "listen:\n  advertised_host: p\n  bootstrap_port: 1\n  broker_port_base: 100\nupstream:\n  bootstrap_servers: ['b:1']\n\
              policies:\n  scopes:\n\
@@ -94,7 +94,7 @@ mod tests {
         let cfg = cfg();
         let lan: IpAddr = "10.8.1.1".parse().expect("ip");
         let wan: IpAddr = "192.0.2.1".parse().expect("ip");
-        let acks = |client: Option<&str>, peer, topic| acks_action(&cfg, &Subject { client_id: client, peer, topic });
+        let acks = |client: Option<&str>, peer, topic| acks_action(&cfg.policies, &Subject { client_id: client, peer, topic });
         type Case<'a> = (Option<&'a str>, IpAddr, Option<&'a str>, (Action, Option<&'a str>));
         let cases: &[Case] = &[
             (Some("app"), wan, Some("orders"), (Action::Upgrade, None)),
@@ -116,13 +116,13 @@ mod tests {
         let cfg = cfg();
         let lan: IpAddr = "10.1.1.1".parse().expect("ip");
         let wan: IpAddr = "192.0.2.1".parse().expect("ip");
-        let (r, name) = topic_rules(&cfg, &Subject { client_id: None, peer: wan, topic: Some("payments.x") });
+        let (r, name) = topic_rules(&cfg.policies, &Subject { client_id: None, peer: wan, topic: Some("payments.x") });
         assert_eq!((r.replication_factor.value, r.min_insync_replicas.value, name), (Some(5), Some(2), Some("payments")));
-        let (r, name) = topic_rules(&cfg, &Subject { client_id: None, peer: lan, topic: Some("scratch") });
+        let (r, name) = topic_rules(&cfg.policies, &Subject { client_id: None, peer: lan, topic: Some("scratch") });
         assert_eq!((r.replication_factor.value, r.min_insync_replicas.value, name), (Some(3), Some(1), Some("lab")));
         // A broker change (no topic) from the lab range: the lab scope names no topics, so it applies.
-        assert_eq!(topic_rules(&cfg, &Subject { client_id: None, peer: lan, topic: None }).1, Some("lab"));
-        assert_eq!(topic_rules(&cfg, &Subject { client_id: None, peer: wan, topic: Some("orders") }).1, None);
+        assert_eq!(topic_rules(&cfg.policies, &Subject { client_id: None, peer: lan, topic: None }).1, Some("lab"));
+        assert_eq!(topic_rules(&cfg.policies, &Subject { client_id: None, peer: wan, topic: Some("orders") }).1, None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! unclean leader election, retention floors and a max.message.bytes ceiling. Values a request
 //! leaves unset are judged at the broker's default, because that is what the topic would get.
 
-use crate::config::{Action, CreateTopics};
+use super::rules::{Action, CreateTopics};
 
 /// The broker-side defaults a topic inherits for what its request leaves unset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,81 +100,99 @@ pub const MAX_MESSAGE_BYTES: &str = "create_topics.max_message_bytes";
 /// Judges one topic; the findings are empty when it is durable as requested.
 pub fn judge(rules: &CreateTopics, defaults: &BrokerDefaults, t: &NewTopic<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut finding = |rule, action, message: String, change| out.push(Finding { rule, action, message, change });
+    let rf = replication_factor(rules, defaults, t, &mut out);
+    let isr = min_insync_replicas(rules, defaults, t, &mut out);
+    rf_above_min_isr(rules, rf, isr, &mut out);
+    unclean_leader_election(rules, defaults, t, &mut out);
+    retention_floors(rules, defaults, t, &mut out);
+    max_message_bytes(rules, defaults, t, &mut out);
+    out
+}
 
-    // Replication factor: explicit assignments decide it; -1 means the broker default.
-    let (mut rf, rf_desc) = match (t.assigned_replicas, t.replication_factor) {
+fn finding(out: &mut Vec<Finding>, rule: &'static str, action: Action, message: String, change: Option<Change>) {
+    out.push(Finding { rule, action, message, change });
+}
+
+/// Explicit assignments decide the replication factor; -1 means the broker default. Returns the
+/// factor the topic will have (after an upgrade).
+fn replication_factor(rules: &CreateTopics, defaults: &BrokerDefaults, t: &NewTopic<'_>, out: &mut Vec<Finding>) -> i16 {
+    let (rf, rf_desc) = match (t.assigned_replicas, t.replication_factor) {
         (Some(n), _) => (i16::try_from(n).unwrap_or(i16::MAX), format!("replica assignment with {n} replicas")),
         (None, -1) => (defaults.replication_factor, format!("replication factor -1 (broker default {})", defaults.replication_factor)),
         (None, n) => (n, format!("replication factor {n}")),
     };
-    if let Some(min) = rules.replication_factor.value.filter(|min| rf < *min) {
-        match rules.replication_factor.action {
-            Action::Upgrade if t.assigned_replicas.is_none() => {
-                finding(RF, Action::Upgrade, format!("{rf_desc} raised to {min}"), Some(Change::ReplicationFactor(min)));
-                rf = min;
-            }
-            Action::Upgrade => {
-                finding(RF, Action::Reject, format!("{rf_desc} is below the required {min} (explicit assignments are not rewritten)"), None)
-            }
-            action => finding(RF, action, format!("{rf_desc} is below the required {min}"), None),
+    let Some(min) = rules.replication_factor.value.filter(|min| rf < *min) else { return rf };
+    match rules.replication_factor.action {
+        Action::Upgrade if t.assigned_replicas.is_none() => {
+            finding(out, RF, Action::Upgrade, format!("{rf_desc} raised to {min}"), Some(Change::ReplicationFactor(min)));
+            min
+        }
+        Action::Upgrade => {
+            let message = format!("{rf_desc} is below the required {min} (explicit assignments are not rewritten)");
+            finding(out, RF, Action::Upgrade.without_rewrite(), message, None);
+            rf
+        }
+        action => {
+            finding(out, RF, action, format!("{rf_desc} is below the required {min}"), None);
+            rf
         }
     }
+}
 
-    // min.insync.replicas: a value that does not parse is left for the broker to refuse.
+/// min.insync.replicas; a value that does not parse is left for the broker to refuse (returned
+/// as `i32::MAX`, which no other rule judges). Returns the value the topic will have.
+fn min_insync_replicas(rules: &CreateTopics, defaults: &BrokerDefaults, t: &NewTopic<'_>, out: &mut Vec<Finding>) -> i32 {
     let isr_set = t.config("min.insync.replicas").map(|v| v.trim().parse::<i32>());
-    let mut isr = match isr_set {
+    let isr = match isr_set {
         Some(Ok(v)) => v,
-        Some(Err(_)) => i32::MAX,
+        Some(Err(_)) => return i32::MAX,
         None => defaults.min_insync_replicas,
     };
-    if let (Some(min), false) = (rules.min_insync_replicas.value, isr == i32::MAX) {
-        if isr < min {
-            let desc = match isr_set {
-                Some(_) => format!("min.insync.replicas {isr}"),
-                None => format!("min.insync.replicas unset (broker default {isr})"),
-            };
-            match rules.min_insync_replicas.action {
-                Action::Upgrade => {
-                    finding(
-                        MIN_ISR,
-                        Action::Upgrade,
-                        format!("{desc} raised to {min}"),
-                        Some(Change::SetConfig("min.insync.replicas", min.to_string())),
-                    );
-                    isr = min;
-                }
-                action => finding(MIN_ISR, action, format!("{desc} is below the required {min}"), None),
-            }
+    let Some(min) = rules.min_insync_replicas.value.filter(|min| isr < *min) else { return isr };
+    let desc = match isr_set {
+        Some(_) => format!("min.insync.replicas {isr}"),
+        None => format!("min.insync.replicas unset (broker default {isr})"),
+    };
+    match rules.min_insync_replicas.action {
+        Action::Upgrade => {
+            let change = Change::SetConfig("min.insync.replicas", min.to_string());
+            finding(out, MIN_ISR, Action::Upgrade, format!("{desc} raised to {min}"), Some(change));
+            min
+        }
+        action => {
+            finding(out, MIN_ISR, action, format!("{desc} is below the required {min}"), None);
+            isr
         }
     }
+}
 
+fn rf_above_min_isr(rules: &CreateTopics, rf: i16, isr: i32, out: &mut Vec<Finding>) {
     if rules.rf_above_min_isr.enabled && isr != i32::MAX && i32::from(rf) <= isr {
-        finding(
-            RF_ABOVE_ISR,
-            rules.rf_above_min_isr.action,
-            format!("replication factor {rf} must exceed min.insync.replicas {isr}: with one replica down every write would fail"),
-            None,
-        );
+        let message =
+            format!("replication factor {rf} must exceed min.insync.replicas {isr}: with one replica down every write would fail");
+        finding(out, RF_ABOVE_ISR, rules.rf_above_min_isr.action, message, None);
     }
+}
 
+fn unclean_leader_election(rules: &CreateTopics, defaults: &BrokerDefaults, t: &NewTopic<'_>, out: &mut Vec<Finding>) {
     let unclean = match t.config("unclean.leader.election.enable") {
         Some(v) => v.trim().eq_ignore_ascii_case("true"),
         None => defaults.unclean_leader_election,
     };
-    if rules.no_unclean_leader_election.enabled && unclean {
-        let message = "unclean.leader.election.enable=true lets an out-of-sync replica become leader and drop acknowledged records";
-        match rules.no_unclean_leader_election.action {
-            Action::Upgrade => finding(
-                UNCLEAN,
-                Action::Upgrade,
-                format!("{message}; set to false"),
-                Some(Change::SetConfig("unclean.leader.election.enable", "false".into())),
-            ),
-            action => finding(UNCLEAN, action, message.into(), None),
-        }
+    if !rules.no_unclean_leader_election.enabled || !unclean {
+        return;
     }
+    let message = "unclean.leader.election.enable=true lets an out-of-sync replica become leader and drop acknowledged records";
+    match rules.no_unclean_leader_election.action {
+        Action::Upgrade => {
+            let change = Change::SetConfig("unclean.leader.election.enable", "false".into());
+            finding(out, UNCLEAN, Action::Upgrade, format!("{message}; set to false"), Some(change));
+        }
+        action => finding(out, UNCLEAN, action, message.into(), None),
+    }
+}
 
+fn retention_floors(rules: &CreateTopics, defaults: &BrokerDefaults, t: &NewTopic<'_>, out: &mut Vec<Finding>) {
     for (rule, key, bound, default) in [
         (RETENTION_MS, "retention.ms", &rules.min_retention_ms, defaults.retention_ms),
         (RETENTION_BYTES, "retention.bytes", &rules.min_retention_bytes, defaults.retention_bytes),
@@ -186,29 +204,26 @@ pub fn judge(rules: &CreateTopics, defaults: &BrokerDefaults, t: &NewTopic<'_>) 
             None => (default, false),
         };
         // -1 is unlimited retention, which no floor forbids.
-        if value != -1 && value < floor {
-            let desc = if set { format!("{key} {value}") } else { format!("{key} unset (broker default {value})") };
-            match bound.action {
-                Action::Upgrade => {
-                    finding(rule, Action::Upgrade, format!("{desc} raised to {floor}"), Some(Change::SetConfig(key, floor.to_string())))
-                }
-                action => finding(rule, action, format!("{desc} is below the required {floor}: slow consumers would lose data"), None),
+        if value == -1 || value >= floor {
+            continue;
+        }
+        let desc = if set { format!("{key} {value}") } else { format!("{key} unset (broker default {value})") };
+        match bound.action {
+            Action::Upgrade => {
+                finding(out, rule, Action::Upgrade, format!("{desc} raised to {floor}"), Some(Change::SetConfig(key, floor.to_string())))
             }
+            action => finding(out, rule, action, format!("{desc} is below the required {floor}: slow consumers would lose data"), None),
         }
     }
+}
 
-    if let Some(ceiling) = rules.max_message_bytes.value {
-        let value = t.config("max.message.bytes").and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(defaults.max_message_bytes);
-        if value > ceiling {
-            finding(
-                MAX_MESSAGE_BYTES,
-                rules.max_message_bytes.action,
-                format!("max.message.bytes {value} is above the allowed {ceiling}"),
-                None,
-            );
-        }
+fn max_message_bytes(rules: &CreateTopics, defaults: &BrokerDefaults, t: &NewTopic<'_>, out: &mut Vec<Finding>) {
+    let Some(ceiling) = rules.max_message_bytes.value else { return };
+    let value = t.config("max.message.bytes").and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(defaults.max_message_bytes);
+    if value > ceiling {
+        let message = format!("max.message.bytes {value} is above the allowed {ceiling}");
+        finding(out, MAX_MESSAGE_BYTES, rules.max_message_bytes.action, message, None);
     }
-    out
 }
 
 /// The error message a client sees for a rejected topic.

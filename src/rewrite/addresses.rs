@@ -2,54 +2,11 @@
 //! v4+ batched) and DescribeCluster, by decode-modify-encode with kafka-protocol. (Produce and
 //! Fetch node endpoints live in `tail`, which never re-encodes records.)
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse};
-use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::{Endpoints, RewriteError};
-use crate::codec::SIZE_LEN;
-use crate::frames;
-
-/// Decodes the body of a response frame, lets `edit` change it, and re-encodes it with a fresh
-/// header carrying the same correlation id.
-pub fn reencode<M: Decodable + Encodable>(
-    frame: &Bytes,
-    api: ApiKey,
-    version: i16,
-    edit: impl FnOnce(&mut M) -> Result<(), RewriteError>,
-) -> Result<Bytes, RewriteError> {
-    let name = api_name(api);
-    let decode_err = |reason: String| RewriteError::Decode { api: name, version, reason };
-    let correlation_id = crate::codec::peek_response_correlation(frame).ok_or_else(|| decode_err("short header".into()))?;
-    let mut body = frame.slice(SIZE_LEN.min(frame.len())..);
-    let mut header_cursor = crate::wire::Cursor::new(&body);
-    header_cursor.i32().ok_or_else(|| decode_err("short header".into()))?;
-    if api.response_header_version(version) >= 1 {
-        header_cursor.skip_tagged_fields().ok_or_else(|| decode_err("bad header tagged fields".into()))?;
-    }
-    let header_len = header_cursor.pos();
-    let _ = body.split_to(header_len);
-    let mut msg = M::decode(&mut body, version).map_err(|e| decode_err(e.to_string()))?;
-    edit(&mut msg)?;
-    let encode_err = |e: anyhow::Error| RewriteError::Encode { api: name, version, reason: e.to_string() };
-    let mut out = BytesMut::with_capacity(frame.len() + 64);
-    out.extend_from_slice(&[0; SIZE_LEN]);
-    frames::response_header(&mut out, api, version, correlation_id).map_err(encode_err)?;
-    msg.encode(&mut out, version).map_err(encode_err)?;
-    Ok(frames::finish(out))
-}
-
-pub fn api_name(api: ApiKey) -> &'static str {
-    match api {
-        ApiKey::Metadata => "Metadata",
-        ApiKey::FindCoordinator => "FindCoordinator",
-        ApiKey::DescribeCluster => "DescribeCluster",
-        ApiKey::ApiVersions => "ApiVersions",
-        ApiKey::Produce => "Produce",
-        ApiKey::Fetch => "Fetch",
-        _ => "Kafka",
-    }
-}
+use crate::protocol::encode::reencode;
 
 pub fn metadata(frame: &Bytes, version: i16, eps: &dyn Endpoints) -> Result<Bytes, RewriteError> {
     reencode(frame, ApiKey::Metadata, version, |m: &mut MetadataResponse| {

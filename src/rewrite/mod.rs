@@ -1,12 +1,14 @@
 //! Response rewrites: every broker address a response carries becomes a proxy address, and
 //! ApiVersions is clamped to what the proxy can inspect.
+
 pub mod addresses;
 pub mod api_versions;
-pub mod produce_response;
 pub mod tail;
 
 use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
+
+use crate::protocol::encode::CodecError;
 
 /// Maps a broker (node id and its real address) to the proxy address clients must use instead.
 pub trait Endpoints {
@@ -27,6 +29,15 @@ pub enum RewriteError {
 
 /// A response to send in place of the broker's: either one new buffer, or pieces that share the
 /// original frame (zero-copy prefix + new tail), written with one vectored write.
+impl From<CodecError> for RewriteError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Decode { api, version, reason } => RewriteError::Decode { api, version, reason },
+            CodecError::Encode { api, version, reason } => RewriteError::Encode { api, version, reason },
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Rewritten {
     Whole(Bytes),

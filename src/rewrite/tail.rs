@@ -7,8 +7,8 @@ use kafka_protocol::messages::{fetch_response, produce_response};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::{Endpoints, RewriteError, Rewritten};
-use crate::codec::SIZE_LEN;
-use crate::wire::{put_uvarint, Cursor};
+use crate::protocol::cursor::{put_uvarint, Cursor};
+use crate::protocol::SIZE_LEN;
 
 /// The tag of `node_endpoints` in both Produce and Fetch responses.
 const NODE_ENDPOINTS_TAG: u32 = 0;

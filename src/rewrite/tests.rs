@@ -16,8 +16,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use super::*;
-use crate::codec::SIZE_LEN;
-use crate::frames;
+use crate::protocol::encode as frames;
+use crate::protocol::produce_response;
+use crate::protocol::versions::allowed;
+use crate::protocol::SIZE_LEN;
 
 #[derive(Default)]
 struct FakeEndpoints {
@@ -66,7 +68,7 @@ fn metadata_every_version_lists_only_proxy_addresses() {
         let frame = frames::response(ApiKey::Metadata, version, 77, &body).expect("encode");
         let eps = FakeEndpoints::default();
         let out = addresses::metadata(&frame, version, &eps).expect("rewrite");
-        assert_eq!(crate::codec::peek_response_correlation(&out), Some(77));
+        assert_eq!(crate::protocol::peek_response_correlation(&out), Some(77));
         let m: MetadataResponse = decode(&out, ApiKey::Metadata, version);
         let got: Vec<_> = m.brokers.iter().map(|b| (b.node_id.0, b.host.to_string(), b.port)).collect();
         assert_eq!(
@@ -263,18 +265,18 @@ fn api_versions_error_passes_through_and_own_error_is_v0_shaped() {
 
 #[test]
 fn allowed_versions() {
-    assert!(api_versions::allowed(0, 12));
-    assert!(!api_versions::allowed(0, 13));
-    assert!(api_versions::allowed(11, 9), "JoinGroup passes opaque");
-    assert!(!api_versions::allowed(78, 1), "ShareFetch withheld");
-    assert!(!api_versions::allowed(17, 0), "SaslHandshake v0 withheld");
-    assert!(api_versions::allowed(17, 1));
-    assert!(!api_versions::allowed(12_345, 0), "unknown key");
+    assert!(allowed(0, 12));
+    assert!(!allowed(0, 13));
+    assert!(allowed(11, 9), "JoinGroup passes opaque");
+    assert!(!allowed(78, 1), "ShareFetch withheld");
+    assert!(!allowed(17, 0), "SaslHandshake v0 withheld");
+    assert!(allowed(17, 1));
+    assert!(!allowed(12_345, 0), "unknown key");
 }
 
 #[test]
 fn produce_rejection_round_trips_in_every_version() {
-    let topics = vec![crate::codec::ProduceTopic { name: "orders".into(), partitions: vec![0, 2] }];
+    let topics = vec![crate::protocol::ProduceTopic { name: "orders".into(), partitions: vec![0, 2] }];
     for version in 0..=12i16 {
         let frame = produce_response::rejection(version, 8, &topics, 21, "acks=1 refused").expect("encode");
         let scan = produce_response::scan(&frame, version).expect("scan");

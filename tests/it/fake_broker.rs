@@ -6,14 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_durability_proxy::codec::SIZE_LEN;
-use kafka_durability_proxy::frames;
-use kafka_durability_proxy::rewrite::produce_response;
+use kafka_durability_proxy::protocol::encode as frames;
+use kafka_durability_proxy::protocol::produce_response;
+use kafka_durability_proxy::protocol::SIZE_LEN;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
@@ -21,8 +24,9 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreatePartitionsRequest,
-    CreatePartitionsResponse, DescribeConfigsRequest, DescribeConfigsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -74,7 +78,26 @@ fn cluster_script() -> impl Fn(&[u16]) -> Script {
             let frame = _frame;
             match h.api_key {
                 18 => {
-                    let keys = [(0, 0, 13), (1, 4, 17), (3, 0, 12), (10, 0, 6), (18, 0, 4), (60, 0, 1), (12_345, 0, 1)];
+                    // The proxy's own client also learns that DescribeConfigs exists (it asks it to
+                    // judge config changes); what clients see through the proxy is the list below.
+                    let own = h.client_id(frame) == Some("kafka-durability-proxy");
+                    let keys: &[(i16, i16, i16)] = if own {
+                        &[
+                            (0, 0, 13),
+                            (1, 4, 17),
+                            (3, 0, 12),
+                            (10, 0, 6),
+                            (18, 0, 4),
+                            (19, 2, 7),
+                            (20, 1, 6),
+                            (32, 0, 4),
+                            (33, 0, 2),
+                            (37, 0, 3),
+                            (60, 0, 1),
+                        ]
+                    } else {
+                        &[(0, 0, 13), (1, 4, 17), (3, 0, 12), (10, 0, 6), (18, 0, 4), (60, 0, 1), (12_345, 0, 1)]
+                    };
                     let body = ApiVersionsResponse::default().with_api_keys(
                         keys.iter()
                             .map(|(k, a, b)| ApiVersion::default().with_api_key(*k).with_min_version(*a).with_max_version(*b))
@@ -158,6 +181,21 @@ fn cluster_script() -> impl Fn(&[u16]) -> Script {
                         .expect("enc"),
                     )
                 }
+                19 => {
+                    let mut b = Bytes::copy_from_slice(&frame_body(frame, h));
+                    let req = CreateTopicsRequest::decode(&mut b, v).expect("create topics");
+                    let topics = req.topics.iter().map(|t| CreatableTopicResult::default().with_name(t.name.clone())).collect();
+                    let body = CreateTopicsResponse::default().with_topics(topics);
+                    Reply::Frame(frames::response(ApiKey::CreateTopics, v, h.correlation_id, &body).expect("enc"))
+                }
+                20 => {
+                    let mut b = Bytes::copy_from_slice(&frame_body(frame, h));
+                    let req = DeleteTopicsRequest::decode(&mut b, v).expect("delete topics");
+                    let names = req.topic_names.iter().cloned().chain(req.topics.iter().filter_map(|t| t.name.clone()));
+                    let responses = names.map(|n| DeletableTopicResult::default().with_name(Some(n))).collect();
+                    let body = DeleteTopicsResponse::default().with_responses(responses);
+                    Reply::Frame(frames::response(ApiKey::DeleteTopics, v, h.correlation_id, &body).expect("enc"))
+                }
                 37 => {
                     let mut b = Bytes::copy_from_slice(&frame_body(frame, h));
                     let req = CreatePartitionsRequest::decode(&mut b, v).expect("create partitions");
@@ -178,7 +216,7 @@ fn cluster_script() -> impl Fn(&[u16]) -> Script {
     }
 }
 
-fn frame_body(frame: &[u8], h: &kafka_durability_proxy::codec::RequestHeader) -> Vec<u8> {
+fn frame_body(frame: &[u8], h: &kafka_durability_proxy::protocol::RequestHeader) -> Vec<u8> {
     frame[h.body_offset.expect("known api")..].to_vec()
 }
 
@@ -196,7 +234,7 @@ fn with_produce(ports: Vec<u16>) -> Script {
             return base(port, h, frame);
         }
         let v = h.api_version;
-        let acks = kafka_durability_proxy::codec::peek_produce(frame, h).map(|p| p.acks);
+        let acks = kafka_durability_proxy::protocol::peek_produce(frame, h).map(|p| p.acks);
         let client = h.client_id(frame).unwrap_or_default();
         // Apache Kafka never answers acks=0; tansu does. `tansu-like` clients get tansu's way.
         if acks == Some(0) && client != "tansu-like" {
@@ -469,4 +507,87 @@ fn shutdown_answers_what_was_forwarded_then_closes() {
     assert!(client.recv().is_none(), "then the connection is closed");
     c.proxy.stop();
     assert!(c.proxy.log().contains("finishing the requests already forwarded"), "{}", c.proxy.log());
+}
+
+/// An old client's request frame: `like`'s body under `version`'s header (CreateTopics v0 drops
+/// the trailing validate_only byte): what Sarama (Kafka 0.10/0.11 mode) and kafka-go 0.2 send.
+fn legacy(api: ApiKey, version: i16, like: i16, corr: i32, body: &impl kafka_protocol::protocol::Encodable) -> Vec<u8> {
+    let mut raw = frames::request(api, like, corr, Some("old-go-client"), body).expect("enc").to_vec();
+    raw[6..8].copy_from_slice(&version.to_be_bytes());
+    if api == ApiKey::CreateTopics && version == 0 {
+        raw.pop();
+        let size = (raw.len() - 4) as i32;
+        raw[..4].copy_from_slice(&size.to_be_bytes());
+    }
+    raw
+}
+
+/// (correlation id, [(name, error code)]) of a CreateTopics v0 / DeleteTopics v0 response.
+fn legacy_codes(frame: &Bytes) -> (i32, Vec<(String, i16)>) {
+    let mut at = 8;
+    let n = i32::from_be_bytes(frame[at..at + 4].try_into().expect("count"));
+    at += 4;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let len = i16::from_be_bytes(frame[at..at + 2].try_into().expect("len")) as usize;
+        let name = String::from_utf8_lossy(&frame[at + 2..at + 2 + len]).into_owned();
+        at += 2 + len;
+        out.push((name, i16::from_be_bytes(frame[at..at + 2].try_into().expect("code"))));
+        at += 2;
+    }
+    assert_eq!(at, frame.len(), "v0 shape: nothing after the entries");
+    (corr(frame), out)
+}
+
+#[test]
+fn old_admin_versions_are_judged_and_answered_in_their_own_shape() {
+    let mut c = cluster("policies:\n  deletes:\n    protected_topics: ['keep-*']\n");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    let topic = |name: &str, rf: i16| {
+        CreatableTopic::default().with_name(TopicName(s(name))).with_num_partitions(1).with_replication_factor(rf).with_configs(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+                .with_name(s("min.insync.replicas"))
+                .with_value(Some(s("2"))),
+        ])
+    };
+    let create = CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(vec![topic("thin", 1), topic("sound", 3)]);
+    client.send(&legacy(ApiKey::CreateTopics, 0, 2, 31, &create));
+    let (corr0, codes) = legacy_codes(&client.recv().expect("CreateTopics v0 answered, not closed"));
+    assert_eq!((corr0, codes), (31, vec![("thin".into(), 44), ("sound".into(), 0)]));
+    let delete =
+        DeleteTopicsRequest::default().with_timeout_ms(5000).with_topic_names(vec![TopicName(s("keep-a")), TopicName(s("scratch"))]);
+    client.send(&legacy(ApiKey::DeleteTopics, 0, 1, 32, &delete));
+    let (corr1, codes) = legacy_codes(&client.recv().expect("DeleteTopics v0 answered"));
+    assert_eq!((corr1, codes), (32, vec![("keep-a".into(), 44), ("scratch".into(), 0)]));
+    // The broker was asked in the newest versions it offers, for the permitted entries only.
+    let got = c.fake.got();
+    let asked: Vec<(i16, i16)> = got.iter().filter(|g| matches!(g.api_key, 19 | 20)).map(|g| (g.api_key, g.api_version)).collect();
+    assert_eq!(asked, vec![(19, 7), (20, 6)]);
+    c.proxy.stop();
+    let audit = c.proxy.audit();
+    assert!(audit.iter().any(|l| l["event"] == "create_topic" && l["action"] == "reject" && l["api_version"] == 0), "{audit:#?}");
+    assert!(audit.iter().any(|l| l["event"] == "delete_topic" && l["action"] == "reject" && l["client_id"] == "old-go-client"));
+}
+
+#[test]
+fn the_proxys_own_requests_share_a_connection_and_negotiate_versions() {
+    let c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("orders"))
+        .with_configs(vec![AlterableConfig::default().with_name(s("min.insync.replicas")).with_value(Some(s("2")))]);
+    for i in 0..3 {
+        let req = AlterConfigsRequest::default().with_resources(vec![resource.clone()]);
+        client.send(&frames::request(ApiKey::AlterConfigs, 1, 70 + i, Some("ops"), &req).expect("enc"));
+        assert!(client.recv().is_some());
+    }
+    let own: Vec<_> = c.fake.got().into_iter().filter(|g| g.client_id.as_deref() == Some("kafka-durability-proxy")).collect();
+    let describes: Vec<_> = own.iter().filter(|g| g.api_key == 32).collect();
+    assert!(describes.len() >= 3, "{own:?}");
+    assert!(describes.iter().all(|g| g.api_version == 4), "the newest DescribeConfigs both offer: {describes:?}");
+    let conns: std::collections::BTreeSet<usize> = describes.iter().map(|g| g.conn).collect();
+    assert_eq!(conns.len(), 1, "one pooled connection for every lookup: {describes:?}");
+    let negotiations = own.iter().filter(|g| g.api_key == 18 && conns.contains(&g.conn)).count();
+    assert_eq!(negotiations, 1, "versions negotiated once per connection");
 }

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_durability_proxy::codec;
-use kafka_durability_proxy::frames;
+use kafka_durability_proxy::protocol;
+use kafka_durability_proxy::protocol::encode as frames;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, DeleteTopicsRequest, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
@@ -17,7 +17,7 @@ use crate::support::fake::RawClient;
 use crate::support::{kclient, Bed};
 
 fn body<M: Decodable>(frame: &Bytes, version: i16) -> M {
-    let h = codec::peek_request_header(frame).expect("header");
+    let h = protocol::peek_request_header(frame).expect("header");
     let mut b = frame.slice(h.body_offset.expect("known api")..);
     M::decode(&mut b, version).expect("decode request the broker saw")
 }

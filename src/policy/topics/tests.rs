@@ -1,7 +1,7 @@
 //! Table tests: request in, findings out, for every rule and action.
 
 use super::*;
-use crate::config::{Bound, Check};
+use crate::policy::rules::{Bound, Check};
 
 fn rules() -> CreateTopics {
     CreateTopics::default()

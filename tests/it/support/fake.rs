@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_durability_proxy::codec::{self, RequestHeader};
-use kafka_durability_proxy::io::FrameReader;
+use kafka_durability_proxy::net::FrameReader;
+use kafka_durability_proxy::protocol::{self, RequestHeader};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -25,6 +25,10 @@ pub type Script = Arc<dyn Fn(u16, &RequestHeader, &[u8]) -> Reply + Send + Sync>
 pub struct Got {
     pub listener_port: u16,
     pub api_key: i16,
+    pub api_version: i16,
+    pub client_id: Option<String>,
+    /// Which accepted connection (counting from 0 across all ports) carried the request.
+    pub conn: usize,
     pub acks: Option<i16>,
 }
 
@@ -37,22 +41,26 @@ impl FakeBroker {
     /// Listens on `n` ports (one per pretend broker) with the same script.
     pub fn start(n: usize, script: Script) -> FakeBroker {
         let got = Arc::new(Mutex::new(Vec::new()));
+        let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut ports = Vec::new();
         for _ in 0..n {
             let listener = super::runtime().block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
             let port = listener.local_addr().expect("addr").port();
             ports.push(port);
-            let (script, got) = (script.clone(), got.clone());
+            let (script, got, conns) = (script.clone(), got.clone(), conns.clone());
             super::runtime().spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
                     let (script, got) = (script.clone(), got.clone());
+                    let conn = conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tokio::spawn(async move {
                         let (r, mut w) = stream.into_split();
                         let mut reader = FrameReader::new(r, 1 << 30);
                         while let Ok(Some(frame)) = reader.next().await {
-                            let Some(h) = codec::peek_request_header(&frame) else { return };
-                            let acks = if h.api_key == 0 { codec::peek_produce(&frame, &h).map(|p| p.acks) } else { None };
-                            got.lock().expect("lock").push(Got { listener_port: port, api_key: h.api_key, acks });
+                            let Some(h) = protocol::peek_request_header(&frame) else { return };
+                            let acks = if h.api_key == 0 { protocol::peek_produce(&frame, &h).map(|p| p.acks) } else { None };
+                            let client_id = h.client_id(&frame).map(str::to_owned);
+                            let g = Got { listener_port: port, api_key: h.api_key, api_version: h.api_version, client_id, conn, acks };
+                            got.lock().expect("lock").push(g);
                             let reply = script(port, &h, &frame);
                             let bytes = match reply {
                                 Reply::Frame(b) => b,
@@ -98,7 +106,7 @@ impl RawClient {
     /// The next response frame; `None` when the proxy closed the connection or nothing came.
     pub fn recv(&mut self) -> Option<Bytes> {
         loop {
-            if let Ok(Some(f)) = codec::split_frame(&mut self.buf, 1 << 30) {
+            if let Ok(Some(f)) = protocol::split_frame(&mut self.buf, 1 << 30) {
                 return Some(f.freeze());
             }
             let mut chunk = [0u8; 65536];

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use kafka_durability_proxy::codec;
+use kafka_durability_proxy::protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -40,9 +40,9 @@ impl Relay {
                     let up = async move {
                         let mut buf = BytesMut::new();
                         loop {
-                            while let Ok(Some(frame)) = codec::split_frame(&mut buf, 1 << 30) {
-                                if let Some(h) = codec::peek_request_header(&frame) {
-                                    let acks = if h.api_key == 0 { codec::peek_produce(&frame, &h).map(|p| p.acks) } else { None };
+                            while let Ok(Some(frame)) = protocol::split_frame(&mut buf, 1 << 30) {
+                                if let Some(h) = protocol::peek_request_header(&frame) {
+                                    let acks = if h.api_key == 0 { protocol::peek_produce(&frame, &h).map(|p| p.acks) } else { None };
                                     let client_id = h.client_id(&frame).map(str::to_owned);
                                     let keep = matches!(h.api_key, 3 | 19 | 20 | 21);
                                     let frame = keep.then(|| bytes::Bytes::copy_from_slice(&frame));

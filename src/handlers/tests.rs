@@ -8,8 +8,24 @@ use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, D
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::{BrokerId, MetadataRequest};
 
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use super::split::{self, s, Site};
 use super::*;
-use crate::codec::peek_request_header;
+use crate::audit::{AuditLog, Origin};
+use crate::config::Config;
+use crate::policy::topics::BrokerDefaults;
+use crate::protocol::encode as frames;
+use crate::protocol::guard;
+use crate::protocol::header::response_header_len;
+use crate::protocol::{peek_request_header, SIZE_LEN};
 
 fn cfg(extra: &str) -> Config {
     crate::config::parse(&format!(
@@ -43,19 +59,21 @@ fn body_of<M: Decodable>(frame: &Bytes, version: i16) -> M {
 }
 
 fn ctx<'a>(cfg: &'a Config, audit: &'a AuditLog, version: i16) -> Ctx<'a> {
-    Ctx {
-        cfg,
-        defaults: BrokerDefaults::KAFKA,
-        audit,
-        peer: "10.0.0.9:5000".parse().expect("addr"),
-        client_id: Some("admin-tool"),
-        version,
-        correlation_id: 9,
-    }
+    let origin = Origin {
+        client_addr: "10.0.0.9:5000".parse().expect("addr"),
+        client_id: Some("admin-tool".into()),
+        api: "Admin",
+        api_version: version,
+    };
+    Ctx { policies: &cfg.policies, defaults: BrokerDefaults::KAFKA, audit, origin, correlation_id: 9 }
+}
+
+fn site(frame: &Bytes, body_offset: usize, api_key: ApiKey) -> Site<'_> {
+    Site { frame, body_offset, api_key, api: crate::protocol::versions::api_name(api_key as i16) }
 }
 
 fn response_body<M: Decodable>(frame: &Bytes, api: ApiKey, version: i16) -> M {
-    let mut b = frame.slice(SIZE_LEN + frames::response_header_len(api, version)..);
+    let mut b = frame.slice(SIZE_LEN + response_header_len(api, version)..);
     M::decode(&mut b, version).expect("decode response")
 }
 
@@ -70,8 +88,10 @@ async fn create_topics_refuses_only_offenders_and_merges_in_order() {
                 topic("bad-isr", 3, &[]),
             ]);
             let (frame, off) = request(ApiKey::CreateTopics, version, &req);
-            let step = create_topics(&frame, off, &ctx(&cfg, &audit, version)).expect("step");
-            let Step::Forward(fwd, Some(merge_plan)) = step else { panic!("v{version}: expected a partial forward, got {step:?}") };
+            let step = create_topics::handle(&ctx(&cfg, &audit, version), &site(&frame, off, ApiKey::CreateTopics)).expect("step");
+            let Route::Forward(fwd, Disposition::Merge(merge_plan)) = step else {
+                panic!("v{version}: expected a partial forward, got {step:?}")
+            };
             let sent: CreateTopicsRequest = body_of(&fwd, version);
             assert_eq!(sent.topics.iter().map(|t| t.name.0.as_str()).collect::<Vec<_>>(), vec!["good"], "v{version}");
             assert_eq!(sent.validate_only, validate_only, "validate_only is kept");
@@ -79,7 +99,7 @@ async fn create_topics_refuses_only_offenders_and_merges_in_order() {
             let broker = CreateTopicsResponse::default().with_topics(vec![CreatableTopicResult::default().with_name(TopicName(s("good")))]);
             let resp = frames::response(ApiKey::CreateTopics, version, 9, &broker).expect("encode");
             let merged: CreateTopicsResponse =
-                response_body(&merge(&resp, version, merge_plan).expect("merge"), ApiKey::CreateTopics, version);
+                response_body(&split::merge(&resp, version, *merge_plan).expect("merge"), ApiKey::CreateTopics, version);
             let got: Vec<_> = merged.topics.iter().map(|t| (t.name.0.to_string(), t.error_code)).collect();
             assert_eq!(got, vec![("bad-rf".into(), 44), ("good".into(), 0), ("bad-isr".into(), 44)], "v{version}");
             let msg = merged.topics[2].error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
@@ -95,8 +115,10 @@ async fn all_refused_is_answered_without_the_broker() {
         let req = CreateTopicsRequest::default()
             .with_topics(vec![topic("a", 1, &[]), topic("b", 2, &[("unclean.leader.election.enable", "true")])]);
         let (frame, off) = request(ApiKey::CreateTopics, version, &req);
-        let Ok(Step::Answer(resp)) = create_topics(&frame, off, &ctx(&cfg, &audit, version)) else { panic!("expected an answer") };
-        assert_eq!(crate::codec::peek_response_correlation(&resp), Some(9));
+        let Ok(Route::Answer(resp)) = create_topics::handle(&ctx(&cfg, &audit, version), &site(&frame, off, ApiKey::CreateTopics)) else {
+            panic!("expected an answer")
+        };
+        assert_eq!(crate::protocol::peek_response_correlation(&resp), Some(9));
         let m: CreateTopicsResponse = response_body(&resp, ApiKey::CreateTopics, version);
         assert!(m.topics.iter().all(|t| t.error_code == 44), "v{version}");
         assert!(m.topics[1].error_message.as_ref().is_some_and(|m| m.contains("unclean.leader.election.enable=true")));
@@ -114,7 +136,11 @@ async fn upgrade_makes_the_durable_shape_explicit() {
             &[("unclean.leader.election.enable", "true"), ("retention.ms", "1000")],
         )]);
         let (frame, off) = request(ApiKey::CreateTopics, version, &req);
-        let Ok(Step::Forward(fwd, None)) = create_topics(&frame, off, &ctx(&cfg, &audit, version)) else { panic!("expected a rewrite") };
+        let Ok(Route::Forward(fwd, Disposition::Forward)) =
+            create_topics::handle(&ctx(&cfg, &audit, version), &site(&frame, off, ApiKey::CreateTopics))
+        else {
+            panic!("expected a rewrite")
+        };
         let sent: CreateTopicsRequest = body_of(&fwd, version);
         let t = &sent.topics[0];
         assert_eq!(t.replication_factor, 3);
@@ -146,7 +172,8 @@ async fn durable_requests_and_exempt_topics_pass_untouched() {
             .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)])]),
     ]);
     let (frame, off) = request(ApiKey::CreateTopics, 7, &req);
-    assert!(matches!(create_topics(&frame, off, &ctx(&cfg, &audit, 7)), Ok(Step::Unchanged)));
+    let route = create_topics::handle(&ctx(&cfg, &audit, 7), &site(&frame, off, ApiKey::CreateTopics));
+    assert!(matches!(route, Ok(Route::Forward(ref f, Disposition::Forward)) if *f == frame), "{route:?}");
 }
 
 #[tokio::test]
@@ -168,7 +195,11 @@ async fn protected_topics_cannot_be_deleted_in_any_version() {
             ])
         };
         let (frame, off) = request(ApiKey::DeleteTopics, version, &req);
-        let Ok(Step::Forward(fwd, Some(plan))) = delete_topics(&frame, off, &ctx(&cfg, &audit, version)) else { panic!("v{version}") };
+        let Ok(Route::Forward(fwd, Disposition::Merge(plan))) =
+            delete_topics::handle(&ctx(&cfg, &audit, version), &site(&frame, off, ApiKey::DeleteTopics))
+        else {
+            panic!("v{version}")
+        };
         let sent: DeleteTopicsRequest = body_of(&fwd, version);
         let sent_names: Vec<String> = if version >= 6 {
             sent.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect()
@@ -179,7 +210,7 @@ async fn protected_topics_cannot_be_deleted_in_any_version() {
         let broker =
             DeleteTopicsResponse::default().with_responses(vec![DeletableTopicResult::default().with_name(Some(TopicName(s("scratch"))))]);
         let resp = frames::response(ApiKey::DeleteTopics, version, 9, &broker).expect("encode");
-        let m: DeleteTopicsResponse = response_body(&merge(&resp, version, plan).expect("merge"), ApiKey::DeleteTopics, version);
+        let m: DeleteTopicsResponse = response_body(&split::merge(&resp, version, *plan).expect("merge"), ApiKey::DeleteTopics, version);
         let codes: Vec<i16> = m.responses.iter().map(|r| r.error_code).collect();
         assert_eq!(codes, vec![44, 0, 44], "v{version}: protected, allowed, protected (or unnamed id)");
         if version >= 5 {
@@ -197,7 +228,9 @@ async fn protected_topics_cannot_be_truncated() {
             .with_name(TopicName(s("orders")))
             .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(10)])]);
         let (frame, off) = request(ApiKey::DeleteRecords, version, &req);
-        let Ok(Step::Answer(resp)) = delete_records(&frame, off, &ctx(&cfg, &audit, version)) else { panic!("v{version}") };
+        let Ok(Route::Answer(resp)) = delete_records::handle(&ctx(&cfg, &audit, version), &site(&frame, off, ApiKey::DeleteRecords)) else {
+            panic!("v{version}")
+        };
         let m: DeleteRecordsResponse = response_body(&resp, ApiKey::DeleteRecords, version);
         assert_eq!(m.topics[0].partitions[0].error_code, 44);
     }
@@ -231,11 +264,11 @@ fn auto_topic_creation_is_cleared_in_place() {
             let req = MetadataRequest::default().with_topics(topics.clone()).with_allow_auto_topic_creation(true);
             let (frame, off) = request(ApiKey::Metadata, version, &req);
             let mut buf = frame.to_vec();
-            assert!(block_auto_create(&mut buf, off, version), "v{version}");
+            assert!(metadata::block_auto_create(&mut buf, off, version), "v{version}");
             let got: MetadataRequest = body_of(&Bytes::from(buf.clone()), version);
             assert!(!got.allow_auto_topic_creation, "v{version}");
             assert_eq!(got.topics, topics);
-            assert!(!block_auto_create(&mut buf, off, version), "already clear");
+            assert!(!metadata::block_auto_create(&mut buf, off, version), "already clear");
         }
     }
 }
@@ -288,7 +321,9 @@ async fn new_partitions_and_reassignments_keep_the_replica_count() {
             CreatePartitionsTopic::default().with_name(TopicName(s("full"))).with_count(2).with_assignments(assign(3)),
         ]);
         let (frame, off) = request(ApiKey::CreatePartitions, version, &req);
-        let Ok(Step::Forward(fwd, Some(plan))) = partitions::create_partitions(&frame, off, &ctx(&cfg, &audit, version)) else {
+        let Ok(Route::Forward(fwd, Disposition::Merge(plan))) =
+            partitions::create_partitions(&ctx(&cfg, &audit, version), &site(&frame, off, ApiKey::CreatePartitions))
+        else {
             panic!("v{version}")
         };
         let sent: CreatePartitionsRequest = body_of(&fwd, version);
@@ -296,7 +331,8 @@ async fn new_partitions_and_reassignments_keep_the_replica_count() {
         let broker = CreatePartitionsResponse::default()
             .with_results(["inherit", "full"].iter().map(|n| CreatePartitionsTopicResult::default().with_name(TopicName(s(n)))).collect());
         let resp = frames::response(ApiKey::CreatePartitions, version, 9, &broker).expect("encode");
-        let m: CreatePartitionsResponse = response_body(&merge(&resp, version, plan).expect("merge"), ApiKey::CreatePartitions, version);
+        let m: CreatePartitionsResponse =
+            response_body(&split::merge(&resp, version, *plan).expect("merge"), ApiKey::CreatePartitions, version);
         let got: Vec<_> = m.results.iter().map(|r| (r.name.0.to_string(), r.error_code)).collect();
         assert_eq!(got, vec![("thin".into(), 44), ("inherit".into(), 0), ("full".into(), 0)], "v{version}");
         assert!(m.results[0]
@@ -315,7 +351,9 @@ async fn new_partitions_and_reassignments_keep_the_replica_count() {
             ReassignableTopic::default().with_name(TopicName(s("logs"))).with_partitions(vec![part(0, Some(1))]),
         ]);
         let (frame, off) = request(ApiKey::AlterPartitionReassignments, version, &req);
-        let Ok(Step::Forward(fwd, Some(plan))) = partitions::reassign_partitions(&frame, off, &ctx(&cfg, &audit, version)) else {
+        let Ok(Route::Forward(fwd, Disposition::Merge(plan))) =
+            partitions::reassign_partitions(&ctx(&cfg, &audit, version), &site(&frame, off, ApiKey::AlterPartitionReassignments))
+        else {
             panic!("v{version}")
         };
         let sent: AlterPartitionReassignmentsRequest = body_of(&fwd, version);
@@ -330,7 +368,7 @@ async fn new_partitions_and_reassignments_keep_the_replica_count() {
             ])]);
         let resp = frames::response(ApiKey::AlterPartitionReassignments, version, 9, &broker).expect("encode");
         let m: AlterPartitionReassignmentsResponse =
-            response_body(&merge(&resp, version, plan).expect("merge"), ApiKey::AlterPartitionReassignments, version);
+            response_body(&split::merge(&resp, version, *plan).expect("merge"), ApiKey::AlterPartitionReassignments, version);
         let got: Vec<_> = m
             .responses
             .iter()
@@ -344,4 +382,143 @@ async fn new_partitions_and_reassignments_keep_the_replica_count() {
     }
     assert!(!guard::create_partitions(&[0x7f, 0xff, 0xff, 0xff], 0));
     assert!(!guard::alter_partition_reassignments(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0x0f], 0));
+}
+
+/// A cluster that offers fixed API versions and is never asked anything else.
+struct Versions(Option<kafka_protocol::protocol::VersionRange>);
+
+impl crate::cluster::ClusterView for Versions {
+    fn broker_defaults(&self) -> BrokerDefaults {
+        BrokerDefaults::KAFKA
+    }
+    fn api_versions(&self, _api_key: i16) -> Option<kafka_protocol::protocol::VersionRange> {
+        self.0
+    }
+    async fn describe_configs(&self, _t: i8, _n: &str) -> Result<Option<Vec<crate::cluster::ConfigEntry>>, crate::cluster::ClusterError> {
+        Ok(None)
+    }
+    async fn replication_factor(&self, _topic: &str) -> Result<Option<i16>, crate::cluster::ClusterError> {
+        Ok(None)
+    }
+}
+
+/// A CreateTopics v0/v1 or DeleteTopics v0 frame: the next version's body under an older header
+/// (v0 CreateTopics without the trailing validate_only byte).
+fn legacy_frame<M: Encodable>(api: ApiKey, version: i16, like: i16, body: &M) -> (Bytes, usize) {
+    let (frame, off) = request(api, like, body);
+    let mut raw = frame.to_vec();
+    raw[6..8].copy_from_slice(&version.to_be_bytes());
+    if api == ApiKey::CreateTopics && version == 0 {
+        raw.pop();
+        let size = (raw.len() - 4) as i32;
+        raw[..4].copy_from_slice(&size.to_be_bytes());
+    }
+    (Bytes::from(raw), off)
+}
+
+/// Reads a legacy response: (correlation id, [(name, code, message)]).
+fn legacy_answer(frame: &[u8], with_message: bool) -> (i32, Vec<(String, i16, Option<String>)>) {
+    let mut c = crate::protocol::cursor::Cursor::new(frame);
+    c.i32().expect("size");
+    let corr = c.i32().expect("corr");
+    let n = c.i32().expect("count");
+    let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+    let entries = (0..n)
+        .map(|_| {
+            let name = text(c.string().expect("name")).expect("non-null");
+            let code = c.i16().expect("code");
+            (name, code, if with_message { text(c.string().expect("message")) } else { None })
+        })
+        .collect();
+    assert_eq!(c.remaining(), 0, "nothing trails");
+    (corr, entries)
+}
+
+#[tokio::test]
+async fn legacy_create_topics_is_judged_translated_and_answered_in_its_own_shape() {
+    let (cfg, audit) = (cfg(""), audit());
+    let view = Versions(Some(kafka_protocol::protocol::VersionRange { min: 2, max: 7 }));
+    for version in 0..=1i16 {
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![topic("thin", 1, &[]), topic("good", 3, &[("min.insync.replicas", "2")])]);
+        let (frame, off) = legacy_frame(ApiKey::CreateTopics, version, 2, &req);
+        let route = legacy::create_topics(&ctx(&cfg, &audit, version), &view, &site(&frame, off, ApiKey::CreateTopics)).expect("route");
+        let Route::Forward(fwd, Disposition::Legacy(plan)) = route else { panic!("v{version}: {route:?}") };
+        // The broker is asked in the newest version both know, for the durable topic only.
+        let h = peek_request_header(&fwd).expect("header");
+        assert_eq!((h.api_version, h.correlation_id, h.client_id(&fwd)), (7, 9, Some("admin-tool")));
+        let sent: CreateTopicsRequest = body_of(&fwd, 7);
+        assert_eq!(sent.topics.iter().map(|t| t.name.0.as_str()).collect::<Vec<_>>(), vec!["good"]);
+        assert!(!sent.validate_only);
+        let broker = CreateTopicsResponse::default().with_topics(vec![CreatableTopicResult::default().with_name(TopicName(s("good")))]);
+        let resp = frames::response(ApiKey::CreateTopics, 7, 9, &broker).expect("encode");
+        let answer = legacy::answer(&resp, *plan).expect("answer");
+        let (corr, entries) = legacy_answer(&answer, version == 1);
+        assert_eq!(corr, 9);
+        let codes: Vec<_> = entries.iter().map(|(n, c, _)| (n.as_str(), *c)).collect();
+        assert_eq!(codes, vec![("thin", 44), ("good", 0)], "v{version}: request order, one entry each");
+        if version == 1 {
+            assert!(entries[0].2.as_deref().is_some_and(|m| m.contains("replication factor 1 is below the required 3")), "{entries:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn legacy_requests_the_broker_cannot_take_are_answered_unsupported_not_closed() {
+    let (cfg, audit) = (cfg(""), audit());
+    // A broker that offers no CreateTopics / DeleteTopics version the proxy can speak.
+    let view = Versions(Some(kafka_protocol::protocol::VersionRange { min: 0, max: 0 }));
+    let req = CreateTopicsRequest::default().with_topics(vec![topic("good", 3, &[("min.insync.replicas", "2")]), topic("thin", 1, &[])]);
+    let (frame, off) = legacy_frame(ApiKey::CreateTopics, 1, 2, &req);
+    let Ok(Route::Answer(resp)) = legacy::create_topics(&ctx(&cfg, &audit, 1), &view, &site(&frame, off, ApiKey::CreateTopics)) else {
+        panic!("answered locally")
+    };
+    let (_, entries) = legacy_answer(&resp, true);
+    let codes: Vec<_> = entries.iter().map(|(n, c, _)| (n.as_str(), *c)).collect();
+    assert_eq!(codes, vec![("good", 35), ("thin", 44)]);
+    // DeleteTopics v0, every topic protected: answered by the proxy alone.
+    let cfg = self::cfg("policies:\n  deletes:\n    protected_topics: ['keep-*']\n");
+    let req = DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s("keep-a")), TopicName(s("keep-b"))]);
+    let (frame, off) = legacy_frame(ApiKey::DeleteTopics, 0, 1, &req);
+    let Ok(Route::Answer(resp)) = legacy::delete_topics(&ctx(&cfg, &audit, 0), &view, &site(&frame, off, ApiKey::DeleteTopics)) else {
+        panic!("answered locally")
+    };
+    let (_, entries) = legacy_answer(&resp, false);
+    assert_eq!(entries.iter().map(|(n, c, _)| (n.as_str(), *c)).collect::<Vec<_>>(), vec![("keep-a", 44), ("keep-b", 44)]);
+}
+
+#[tokio::test]
+async fn legacy_delete_topics_is_translated_to_the_broker_version() {
+    let cfg = cfg("policies:\n  deletes:\n    protected_topics: ['keep-*']\n");
+    let audit = audit();
+    for broker_max in [1i16, 5, 6] {
+        let view = Versions(Some(kafka_protocol::protocol::VersionRange { min: 1, max: broker_max }));
+        let req =
+            DeleteTopicsRequest::default().with_timeout_ms(3000).with_topic_names(vec![TopicName(s("keep-a")), TopicName(s("scratch"))]);
+        let (frame, off) = legacy_frame(ApiKey::DeleteTopics, 0, 1, &req);
+        let route = legacy::delete_topics(&ctx(&cfg, &audit, 0), &view, &site(&frame, off, ApiKey::DeleteTopics)).expect("route");
+        let Route::Forward(fwd, Disposition::Legacy(plan)) = route else { panic!("{route:?}") };
+        let sent: DeleteTopicsRequest = body_of(&fwd, broker_max);
+        let names: Vec<String> = if broker_max >= 6 {
+            sent.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect()
+        } else {
+            sent.topic_names.iter().map(|n| n.0.to_string()).collect()
+        };
+        assert_eq!((names, sent.timeout_ms), (vec!["scratch".to_string()], 3000), "broker v{broker_max}");
+        let broker =
+            DeleteTopicsResponse::default().with_responses(vec![DeletableTopicResult::default().with_name(Some(TopicName(s("scratch"))))]);
+        let resp = frames::response(ApiKey::DeleteTopics, broker_max, 9, &broker).expect("encode");
+        let (_, entries) = legacy_answer(&legacy::answer(&resp, *plan).expect("answer"), false);
+        assert_eq!(entries.iter().map(|(n, c, _)| (n.as_str(), *c)).collect::<Vec<_>>(), vec![("keep-a", 44), ("scratch", 0)]);
+    }
+}
+
+#[test]
+fn legacy_guards_walk_v0_and_refuse_lies() {
+    let req = CreateTopicsRequest::default().with_topics(vec![topic("t", 3, &[("a", "b")])]);
+    let (frame, off) = legacy_frame(ApiKey::CreateTopics, 0, 2, &req);
+    assert!(guard::create_topics(&frame[off..], 0));
+    assert!(!guard::create_topics(&frame[off..], 1), "v1 needs the validate_only byte");
+    assert!(!guard::create_topics(&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0], 0));
 }

@@ -1,10 +1,12 @@
 //! Header peek and acks patch over every Produce version, including null client_id, null and
 //! non-null transactional_id and flexible header tagged fields.
 
+use super::encode as frames;
+use super::frame::frame_with_prefix;
 use super::*;
-use crate::frames;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 

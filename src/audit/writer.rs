@@ -1,12 +1,10 @@
-//! The audit stream: one JSON line per decision the proxy took about a weak request.
-//!
-//! Forwarding never waits for it: events go through a bounded queue to a writer task, and an
-//! event that finds the queue full is dropped and counted. Repeats are aggregated: the first event
+//! The audit writer. Forwarding never waits for it: events go through a bounded queue to a writer
+//! task, and an event that finds the queue full is dropped and counted. Repeats are aggregated: the first event
 //! per (client IP, client id, rule, action) is written at once; later ones within a window are
 //! written as one `summary` line with a count. A key quiet for a whole window starts afresh.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,26 +13,8 @@ use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::Event;
 use crate::config::{Audit as AuditConfig, AuditSink};
-
-/// One decision, as it happened.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Event {
-    #[serde(skip)]
-    pub at: SystemTime,
-    /// What was seen, e.g. `weak_acks`, `unseen_produce_error`.
-    pub event: &'static str,
-    /// The policy rule that judged it.
-    pub rule: &'static str,
-    /// What the proxy did: upgrade, reject, audit, exempt, close.
-    pub action: &'static str,
-    pub client_addr: SocketAddr,
-    pub client_id: Option<String>,
-    pub api: &'static str,
-    pub api_version: i16,
-    pub topics: Vec<String>,
-    pub detail: serde_json::Value,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct Key {
@@ -116,7 +96,7 @@ pub fn spawn(sink: Box<dyn AsyncWrite + Send + Unpin>, capacity: usize, window: 
     (log, WriterHandle { stop, task })
 }
 
-struct Pending {
+struct Tally {
     /// Repeats since the last line for this key.
     count: u64,
     topics: BTreeSet<String>,
@@ -128,7 +108,7 @@ struct Writer {
     window: Duration,
     dropped: Arc<AtomicU64>,
     reported_dropped: u64,
-    keys: HashMap<Key, Pending>,
+    keys: HashMap<Key, Tally>,
 }
 
 impl Writer {
@@ -175,7 +155,7 @@ impl Writer {
             }
             None => {
                 push_line(buf, "first", &ev, 1, None);
-                self.keys.insert(key, Pending { count: 0, topics: BTreeSet::new(), last: ev });
+                self.keys.insert(key, Tally { count: 0, topics: BTreeSet::new(), last: ev });
             }
         }
     }
@@ -236,6 +216,7 @@ fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
     use tokio::io::AsyncReadExt;
 
     fn ev(client: &str, port: u16, action: &'static str, topic: &str) -> Event {

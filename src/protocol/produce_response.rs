@@ -6,8 +6,10 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::codec::{ProduceTopic, SIZE_LEN};
-use crate::wire::Cursor;
+use super::cursor::Cursor;
+use super::encode;
+use super::frame::SIZE_LEN;
+use super::produce::ProduceTopic;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionError {
@@ -117,7 +119,7 @@ pub fn rejection(
         })
         .collect();
     let body = ProduceResponse::default().with_responses(responses);
-    crate::frames::response(ApiKey::Produce, version, correlation_id, &body)
+    encode::response(ApiKey::Produce, version, correlation_id, &body)
 }
 
 /// Produce v0-2 responses, which kafka-protocol does not encode: `[name [index error base_offset
@@ -144,5 +146,5 @@ fn legacy_rejection(version: i16, correlation_id: i32, topics: &[ProduceTopic], 
     if version >= 1 {
         b.put_i32(0);
     }
-    crate::frames::finish(b)
+    encode::finish(b)
 }

@@ -1,4 +1,4 @@
-//! Socket halves that speak frames: a reader that splits whole frames off its buffer (cancel-safe,
+//! Framed reading and writing over any transport half: a reader that splits whole frames off its buffer (cancel-safe,
 //! so it can sit in `select!`), and a writer that sends queued frames with vectored writes, so
 //! forwarded buffers are never copied into a staging buffer.
 
@@ -7,7 +7,7 @@ use std::io::IoSlice;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::codec::{split_frame, FrameError};
+use crate::protocol::{split_frame, FrameError};
 
 /// Read size when no partial frame says how much is needed. Small, so idle connections are cheap.
 const READ_CHUNK: usize = 8 * 1024;

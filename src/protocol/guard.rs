@@ -2,9 +2,9 @@
 //! crate pre-allocates every array from its wire count, so a five-byte count could ask for
 //! gigabytes. Each walk checks every count against the bytes left and that nothing trails.
 
-use crate::wire::Cursor;
+use super::cursor::Cursor;
 
-/// CreateTopics v2-7 (flexible from v5).
+/// CreateTopics v0-7 (v1 adds validate_only; flexible from v5).
 pub fn create_topics(body: &[u8], version: i16) -> bool {
     let flex = version >= 5;
     let walk = || -> Option<()> {
@@ -28,14 +28,16 @@ pub fn create_topics(body: &[u8], version: i16) -> bool {
             tags(&mut c, flex)?;
         }
         c.i32()?;
-        c.i8()?;
+        if version >= 1 {
+            c.i8()?;
+        }
         tags(&mut c, flex)?;
         (c.remaining() == 0).then_some(())
     };
     walk().is_some()
 }
 
-/// DeleteTopics v1-6 (flexible from v4; v6 names topics by name and/or id).
+/// DeleteTopics v0-6 (v0 is v1; flexible from v4; v6 names topics by name and/or id).
 pub fn delete_topics(body: &[u8], version: i16) -> bool {
     let flex = version >= 4;
     let walk = || -> Option<()> {

@@ -1,0 +1,108 @@
+//! The audit stream: one JSON line per decision the proxy took about a weak request. Each kind of
+//! event has one constructor here, so its name, rule and shape live in one place; `writer` gets
+//! the lines out without ever slowing traffic.
+
+pub mod writer;
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+pub use writer::{spawn, start, AuditLog, WriterHandle};
+
+/// One decision, as it happened.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    #[serde(skip)]
+    pub at: SystemTime,
+    /// What was seen, e.g. `weak_acks`, `unseen_produce_error`.
+    pub event: &'static str,
+    /// The policy rule that judged it.
+    pub rule: &'static str,
+    /// What the proxy did: upgrade, reject, audit, exempt, close, allow.
+    pub action: &'static str,
+    pub client_addr: SocketAddr,
+    pub client_id: Option<String>,
+    pub api: &'static str,
+    pub api_version: i16,
+    pub topics: Vec<String>,
+    pub detail: serde_json::Value,
+}
+
+/// Who sent the request an event is about, and which request it was.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub client_addr: SocketAddr,
+    pub client_id: Option<String>,
+    pub api: &'static str,
+    pub api_version: i16,
+}
+
+/// The rule under which topic-shape changes (creates, config changes, partitions) are judged.
+pub const TOPIC_RULES: &str = "create_topics";
+
+impl Event {
+    fn new(
+        o: &Origin,
+        event: &'static str,
+        rule: &'static str,
+        action: &'static str,
+        topics: Vec<String>,
+        detail: serde_json::Value,
+    ) -> Event {
+        Event {
+            at: SystemTime::now(),
+            event,
+            rule,
+            action,
+            client_addr: o.client_addr,
+            client_id: o.client_id.clone(),
+            api: o.api,
+            api_version: o.api_version,
+            topics,
+            detail,
+        }
+    }
+
+    /// A Produce with acks 0 or 1, and what the acks rule did with it.
+    pub fn weak_acks(o: &Origin, action: &'static str, topics: Vec<String>, detail: serde_json::Value) -> Event {
+        Event::new(o, "weak_acks", crate::policy::produce::RULE, action, topics, detail)
+    }
+
+    /// The broker failed an upgraded acks=0 Produce: the client can never see the error, so the
+    /// proxy closed the connection as a broker would.
+    pub fn unseen_produce_error(o: &Origin, topics: Vec<String>, detail: serde_json::Value) -> Event {
+        Event::new(o, "unseen_produce_error", crate::policy::produce::RULE, "close", topics, detail)
+    }
+
+    /// A Metadata request asked the broker to auto-create topics; the proxy switched it off.
+    pub fn auto_topic_creation(o: &Origin) -> Event {
+        let detail = serde_json::json!({ "allow_auto_topic_creation": { "from": true, "to": false } });
+        Event::new(o, "auto_topic_creation", "metadata.block_auto_topic_creation", "upgrade", Vec::new(), detail)
+    }
+
+    pub fn create_topic(o: &Origin, action: &'static str, topic: String, detail: serde_json::Value) -> Event {
+        Event::new(o, "create_topic", TOPIC_RULES, action, vec![topic], detail)
+    }
+
+    pub fn delete_topic(o: &Origin, action: &'static str, topic: String, reason: Option<String>) -> Event {
+        Event::new(o, "delete_topic", crate::policy::deletes::RULE, action, vec![topic], serde_json::json!({ "reason": reason }))
+    }
+
+    pub fn delete_records(o: &Origin, action: &'static str, topic: String, detail: serde_json::Value) -> Event {
+        Event::new(o, "delete_records", crate::policy::deletes::RULE, action, vec![topic], detail)
+    }
+
+    pub fn alter_config(o: &Origin, action: &'static str, topics: Vec<String>, detail: serde_json::Value) -> Event {
+        Event::new(o, "alter_config", TOPIC_RULES, action, topics, detail)
+    }
+
+    pub fn create_partitions(o: &Origin, action: &'static str, topic: String, detail: serde_json::Value) -> Event {
+        Event::new(o, "create_partitions", TOPIC_RULES, action, vec![topic], detail)
+    }
+
+    pub fn reassign_partitions(o: &Origin, action: &'static str, topic: String, detail: serde_json::Value) -> Event {
+        Event::new(o, "reassign_partitions", TOPIC_RULES, action, vec![topic], detail)
+    }
+}

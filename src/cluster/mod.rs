@@ -1,0 +1,14 @@
+//! What the proxy knows of, and asks of, the cluster: the topology (node id, upstream address,
+//! proxy listener), discovery and broker defaults, and the proxy's own pooled client with its
+//! typed errors. Handlers reach it only through the `ClusterView` trait.
+
+pub mod client;
+pub mod discovery;
+pub mod error;
+pub mod topology;
+pub mod view;
+
+pub use client::{ClientSettings, ClusterClient};
+pub use error::ClusterError;
+pub use topology::{Target, Topology};
+pub use view::{Cluster, ClusterView, ConfigEntry};

@@ -1,0 +1,190 @@
+//! The configuration file as written: serde types for every section, with their defaults.
+//! Validation (`validate`) turns them into a `Config` that cannot be invalid.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::pattern::Glob;
+use crate::policy::rules::{Action, CreateTopics, CreateTopicsPatch, Deletes, MetadataPolicy, RawExemptions};
+
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RawConfig {
+    pub listen: Listen,
+    pub upstream: Upstream,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub policies: RawPolicies,
+    #[serde(default)]
+    pub audit: Audit,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Listen {
+    /// Address the listeners bind to.
+    #[serde(default = "default_bind_host")]
+    pub bind_host: String,
+    /// Host clients are told to connect to (in Metadata, FindCoordinator, ...).
+    pub advertised_host: String,
+    /// Port of the bootstrap listener (what applications put in bootstrap.servers).
+    pub bootstrap_port: u16,
+    /// Broker node id N gets listener port `broker_port_base + N`, unless `broker_ports` names it.
+    pub broker_port_base: Option<u16>,
+    #[serde(default)]
+    pub broker_ports: BTreeMap<i32, u16>,
+}
+
+fn default_bind_host() -> String {
+    "0.0.0.0".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Upstream {
+    /// `host:port` of one or more brokers of the cluster.
+    pub bootstrap_servers: Vec<String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// How long the proxy's own requests to the cluster (discovery, the current config of a
+    /// resource whose change is judged) may take; Kafka's request.timeout.ms default.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Limits {
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: usize,
+    /// Requests a client may have in flight on one connection before the proxy stops reading it.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// After a client leaves, how long the proxy keeps the broker connection to see the requests
+    /// it already forwarded answered (upgraded acks=0 producers often disconnect right away).
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+}
+
+fn default_drain_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_max_frame() -> usize {
+    DEFAULT_MAX_FRAME_BYTES
+}
+
+fn default_max_in_flight() -> usize {
+    1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_frame_bytes: default_max_frame(), max_in_flight: default_max_in_flight(), drain_timeout_ms: default_drain_timeout_ms() }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RawPolicies {
+    #[serde(default)]
+    pub produce_acks: ProduceAcks,
+    #[serde(default)]
+    pub create_topics: CreateTopics,
+    #[serde(default)]
+    pub metadata: MetadataPolicy,
+    #[serde(default)]
+    pub deletes: Deletes,
+    /// Narrower rule sets for some topics, clients or sources; the most specific match wins.
+    #[serde(default)]
+    pub scopes: Vec<RawScope>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProduceAcks {
+    #[serde(default = "default_upgrade")]
+    pub action: Action,
+    #[serde(default)]
+    pub exempt: RawExemptions,
+}
+
+fn default_upgrade() -> Action {
+    Action::Upgrade
+}
+
+impl Default for ProduceAcks {
+    fn default() -> Self {
+        Self { action: Action::Upgrade, exempt: RawExemptions::default() }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RawScope {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: RawMatch,
+    #[serde(default)]
+    pub produce_acks: Option<AcksPatch>,
+    #[serde(default)]
+    pub create_topics: Option<CreateTopicsPatch>,
+}
+
+/// What a scope applies to: every criterion given must match.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RawMatch {
+    #[serde(default)]
+    pub topics: Vec<Glob>,
+    #[serde(default)]
+    pub client_ids: Vec<Glob>,
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct AcksPatch {
+    pub action: Action,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditSink {
+    #[default]
+    Stdout,
+    File,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Audit {
+    #[serde(default)]
+    pub sink: AuditSink,
+    pub path: Option<PathBuf>,
+    /// Repeats of the same (client address, client id, rule, action) are summarised per window.
+    #[serde(default = "default_window")]
+    pub window_secs: u64,
+    /// Events waiting for the writer; beyond this they are dropped and counted, never blocking.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+}
+
+fn default_window() -> u64 {
+    60
+}
+
+fn default_queue() -> usize {
+    10_000
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self { sink: AuditSink::Stdout, path: None, window_secs: default_window(), queue_capacity: default_queue() }
+    }
+}

@@ -1,0 +1,177 @@
+//! From the file as written to a `Config`: every section checked by its own small function, every
+//! problem collected, none reported alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::file::{Audit, AuditSink, Limits, Listen, RawConfig, RawPolicies, RawScope, Upstream};
+use super::Config;
+use crate::policy::rules::{Action, CreateTopics, CreateTopicsRule, Exemptions, Policies, ProduceAcksRule, RawExemptions, Scope};
+
+pub fn validate(raw: RawConfig, errors: &mut Vec<String>) -> Config {
+    let RawConfig { listen, upstream, limits, policies, audit } = raw;
+    check_listen(&listen, errors);
+    check_upstream(&upstream, errors);
+    check_limits(&limits, errors);
+    check_audit(&audit, errors);
+    let policies = policies_of(policies, errors);
+    Config { listen, upstream, limits, audit, policies }
+}
+
+fn check_listen(listen: &Listen, errors: &mut Vec<String>) {
+    if listen.advertised_host.trim().is_empty() {
+        errors.push("listen.advertised_host must not be empty".into());
+    }
+    if listen.bootstrap_port == 0 {
+        errors.push("listen.bootstrap_port must be a fixed port (1-65535): clients and restarts depend on it".into());
+    }
+    if listen.broker_port_base.is_none() && listen.broker_ports.is_empty() {
+        errors.push("listen needs broker_port_base or broker_ports: each broker gets its own proxy listener".into());
+    }
+    let mut seen_ports = BTreeMap::new();
+    seen_ports.insert(listen.bootstrap_port, "bootstrap_port".to_string());
+    for (node, port) in &listen.broker_ports {
+        if *port == 0 {
+            errors.push(format!("listen.broker_ports.{node} must not be 0"));
+        } else if let Some(other) = seen_ports.insert(*port, format!("broker_ports.{node}")) {
+            errors.push(format!("listen.broker_ports.{node} reuses port {port} of listen.{other}"));
+        }
+    }
+    if listen.broker_port_base == Some(0) {
+        errors.push("listen.broker_port_base must not be 0".into());
+    }
+}
+
+fn check_upstream(upstream: &Upstream, errors: &mut Vec<String>) {
+    if upstream.bootstrap_servers.is_empty() {
+        errors.push("upstream.bootstrap_servers must list at least one broker".into());
+    }
+    for s in &upstream.bootstrap_servers {
+        if !is_host_port(s) {
+            errors.push(format!("upstream.bootstrap_servers entry `{s}` is not host:port"));
+        }
+    }
+    for (name, ms) in [("connect_timeout_ms", upstream.connect_timeout_ms), ("request_timeout_ms", upstream.request_timeout_ms)] {
+        if ms == 0 {
+            errors.push(format!("upstream.{name} must be above 0"));
+        }
+    }
+}
+
+pub(crate) fn is_host_port(s: &str) -> bool {
+    matches!(s.rsplit_once(':'), Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0))
+}
+
+fn check_limits(limits: &Limits, errors: &mut Vec<String>) {
+    if !(1024..=1024 * 1024 * 1024).contains(&limits.max_frame_bytes) {
+        errors.push(format!("limits.max_frame_bytes {} must be between 1024 and 1073741824", limits.max_frame_bytes));
+    }
+    if limits.max_in_flight == 0 {
+        errors.push("limits.max_in_flight must be above 0".into());
+    }
+}
+
+fn check_audit(audit: &Audit, errors: &mut Vec<String>) {
+    match (audit.sink, &audit.path) {
+        (AuditSink::File, None) => errors.push("audit.path is required when audit.sink is file".into()),
+        (AuditSink::Stdout, Some(_)) => errors.push("audit.path is set but audit.sink is stdout: set sink: file".into()),
+        _ => {}
+    }
+    if audit.window_secs == 0 {
+        errors.push("audit.window_secs must be above 0".into());
+    }
+    if audit.queue_capacity == 0 {
+        errors.push("audit.queue_capacity must be above 0".into());
+    }
+}
+
+fn policies_of(raw: RawPolicies, errors: &mut Vec<String>) -> Policies {
+    let exempt = exemptions(&raw.produce_acks.exempt, "policies.produce_acks.exempt", errors);
+    let ct = &raw.create_topics;
+    let ct_exempt = exemptions(&ct.exempt, "policies.create_topics.exempt", errors);
+    check_topic_rules(ct, errors);
+    if raw.deletes.protected_topics.iter().any(|g| g.as_str().is_empty()) {
+        errors.push("policies.deletes.protected_topics has an empty pattern".into());
+    }
+    let scopes = scopes(&raw.scopes, &raw.create_topics, errors);
+    Policies {
+        produce_acks: ProduceAcksRule { action: raw.produce_acks.action, exempt },
+        create_topics: CreateTopicsRule { rules: raw.create_topics, exempt: ct_exempt },
+        metadata: raw.metadata,
+        deletes: raw.deletes,
+        scopes,
+    }
+}
+
+fn check_topic_rules(ct: &CreateTopics, errors: &mut Vec<String>) {
+    no_upgrade_without_rewrite("policies.create_topics", Some(ct.rf_above_min_isr.action), Some(ct.max_message_bytes.action), errors);
+    for (name, v) in [
+        ("replication_factor", ct.replication_factor.value.map(i64::from)),
+        ("min_insync_replicas", ct.min_insync_replicas.value.map(i64::from)),
+    ] {
+        if v.is_some_and(|v| v < 1) {
+            errors.push(format!("policies.create_topics.{name}.value must be at least 1"));
+        }
+    }
+}
+
+/// Rules for which no safe rewrite exists cannot be set to upgrade.
+fn no_upgrade_without_rewrite(at: &str, rf_above_min_isr: Option<Action>, max_message_bytes: Option<Action>, errors: &mut Vec<String>) {
+    for (name, action) in [("rf_above_min_isr", rf_above_min_isr), ("max_message_bytes", max_message_bytes)] {
+        if action == Some(Action::Upgrade) {
+            errors.push(format!("{at}.{name}.action cannot be upgrade (no safe rewrite exists): use reject or audit"));
+        }
+    }
+}
+
+fn scopes(raw: &[RawScope], base: &CreateTopics, errors: &mut Vec<String>) -> Vec<Scope> {
+    let mut names = BTreeSet::new();
+    raw.iter().enumerate().map(|(i, r)| scope(r, &format!("policies.scopes[{i}]"), base, &mut names, errors)).collect()
+}
+
+fn scope(r: &RawScope, at: &str, base: &CreateTopics, names: &mut BTreeSet<String>, errors: &mut Vec<String>) -> Scope {
+    if r.name.trim().is_empty() {
+        errors.push(format!("{at}.name must not be empty"));
+    } else if !names.insert(r.name.clone()) {
+        errors.push(format!("{at}.name `{}` is used by another scope", r.name));
+    }
+    let m = &r.matcher;
+    if m.topics.is_empty() && m.client_ids.is_empty() && m.source_cidrs.is_empty() {
+        errors.push(format!("{at}.match needs topics, client_ids or source_cidrs"));
+    }
+    let as_exemptions = RawExemptions { client_ids: m.client_ids.clone(), source_cidrs: m.source_cidrs.clone(), topics: m.topics.clone() };
+    let ex = exemptions(&as_exemptions, &format!("{at}.match"), errors);
+    if r.produce_acks.is_none() && r.create_topics.is_none() {
+        errors.push(format!("{at} changes no rule: give produce_acks or create_topics"));
+    }
+    if let Some(p) = &r.create_topics {
+        let (isr, max) = (p.rf_above_min_isr.map(|c| c.action), p.max_message_bytes.map(|b| b.action));
+        no_upgrade_without_rewrite(&format!("{at}.create_topics"), isr, max, errors);
+    }
+    Scope {
+        name: r.name.clone(),
+        topics: ex.topics,
+        client_ids: ex.client_ids,
+        source_cidrs: ex.source_cidrs,
+        produce_acks: r.produce_acks.map(|p| p.action),
+        create_topics: r.create_topics.as_ref().map(|p| p.apply(base)),
+    }
+}
+
+fn exemptions(raw: &RawExemptions, at: &str, errors: &mut Vec<String>) -> Exemptions {
+    let mut source_cidrs = Vec::new();
+    for s in &raw.source_cidrs {
+        match s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)) {
+            Ok(n) => source_cidrs.push(n),
+            Err(_) => errors.push(format!("{at}.source_cidrs entry `{s}` is not an address or CIDR range")),
+        }
+    }
+    for (field, globs) in [("client_ids", &raw.client_ids), ("topics", &raw.topics)] {
+        if globs.iter().any(|g| g.as_str().is_empty()) {
+            errors.push(format!("{at}.{field} has an empty pattern"));
+        }
+    }
+    Exemptions { client_ids: raw.client_ids.clone(), source_cidrs, topics: raw.topics.clone() }
+}

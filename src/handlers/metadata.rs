@@ -1,0 +1,38 @@
+//! Metadata: auto topic creation is switched off on the way out (auto-created topics get broker
+//! defaults and bypass every topic rule), in place; the response is rewritten on the way back.
+
+use bytes::BytesMut;
+
+use super::{Disposition, Env, Route};
+use crate::audit::{Event, Origin};
+use crate::cluster::ClusterView;
+use crate::protocol::guard;
+use crate::protocol::RequestHeader;
+
+pub fn handle<V: ClusterView>(env: &Env<'_, V>, mut frame: BytesMut, h: &RequestHeader) -> Route {
+    if let (true, Some(off)) = (env.policies.metadata.block_auto_topic_creation, h.body_offset) {
+        if block_auto_create(&mut frame, off, h.api_version) {
+            let origin = Origin {
+                client_addr: env.peer,
+                client_id: h.client_id(&frame).map(str::to_owned),
+                api: "Metadata",
+                api_version: h.api_version,
+            };
+            env.audit.record(Event::auto_topic_creation(&origin));
+        }
+    }
+    Route::Forward(frame.freeze(), Disposition::Metadata)
+}
+
+/// Clears allow_auto_topic_creation in a Metadata request, in place. True when it was set.
+pub fn block_auto_create(frame: &mut [u8], body_offset: usize, version: i16) -> bool {
+    let Some(body) = frame.get(body_offset..) else { return false };
+    let Some(at) = guard::metadata_auto_create_offset(body, version) else { return false };
+    match frame.get_mut(body_offset + at) {
+        Some(flag) if *flag != 0 => {
+            *flag = 0;
+            true
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,223 @@
+//! What the proxy does with each client request, one file per API it judges: decode (guarded) →
+//! ask the policy → answer, rewrite or forward. `route` is the one place a request is sent to
+//! its handler; `split` holds the machinery shared by multi-resource admin requests (refuse
+//! some entries, forward the rest, merge the answers).
+
+pub mod alter_configs;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod legacy;
+pub mod metadata;
+pub mod partitions;
+pub mod produce;
+pub mod split;
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+
+use crate::audit::{AuditLog, Event, Origin};
+use crate::cluster::ClusterView;
+use crate::policy::topics::BrokerDefaults;
+use crate::policy::Policies;
+use crate::protocol::versions::{allowed, api_name};
+use crate::protocol::RequestHeader;
+use crate::rewrite::api_versions;
+
+pub use split::Merge;
+
+/// What the session does with one client request.
+#[derive(Debug)]
+pub enum Route {
+    /// Forward these bytes; the broker's response gets this treatment.
+    Forward(Bytes, Disposition),
+    /// Forward these bytes (an acks=0 Produce forwarded unchanged): Apache Kafka sends no
+    /// response, tansu does; one that comes is dropped.
+    ForwardUnanswered(Bytes),
+    /// Answer with this frame without the broker, in its turn.
+    Answer(Bytes),
+    /// Close the client connection once everything before this has been answered.
+    Close,
+}
+
+/// How to treat the broker's response to one forwarded request.
+#[derive(Debug)]
+pub enum Disposition {
+    /// Send it on untouched.
+    Forward,
+    Metadata,
+    FindCoordinator,
+    DescribeCluster,
+    ApiVersions,
+    /// Produce v10+: node endpoints may sit in the tail.
+    ProduceTail,
+    /// Fetch v16+: node endpoints may sit in the tail, after the records.
+    FetchTail,
+    /// Merge the proxy's own per-entry results into the broker's admin response.
+    Merge(Box<Merge>),
+    /// A legacy request translated to a newer version: answer in the client's version's shape.
+    Legacy(Box<legacy::Plan>),
+    /// The client sent acks=0 and the proxy upgraded it: the client expects no answer. Drop the
+    /// response; if it reports errors, audit them (the client can never see them) and close the
+    /// connection as a broker does on acks=0 failures. The event is the template to fill in.
+    Swallow(Box<Event>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("client sent a malformed {0} request")]
+    Malformed(&'static str),
+    #[error("API key {api_key} version {version} is not offered by the proxy (see ApiVersions)")]
+    NotOffered { api_key: i16, version: i16 },
+    #[error("proxy failed to encode {0}: {1}")]
+    Encode(&'static str, String),
+}
+
+impl HandlerError {
+    /// Whether the client (rather than the proxy) caused it.
+    pub fn client_side(&self) -> bool {
+        !matches!(self, HandlerError::Encode(..))
+    }
+}
+
+/// What every request is judged with: the policies in force, the audit log, the cluster, and
+/// who is asking.
+pub struct Env<'a, V> {
+    pub policies: &'a Policies,
+    pub audit: &'a AuditLog,
+    pub cluster: &'a V,
+    pub peer: SocketAddr,
+}
+
+/// One request's context inside a handler.
+pub struct Ctx<'a> {
+    pub policies: &'a Policies,
+    pub defaults: BrokerDefaults,
+    pub audit: &'a AuditLog,
+    pub origin: Origin,
+    pub correlation_id: i32,
+}
+
+impl Ctx<'_> {
+    pub fn version(&self) -> i16 {
+        self.origin.api_version
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        self.origin.client_id.as_deref()
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.origin.client_addr
+    }
+
+    /// Who a scope is chosen for, for a given topic (None: a request about no topic).
+    pub fn subject<'s>(&'s self, topic: Option<&'s str>) -> crate::policy::scope::Subject<'s> {
+        crate::policy::scope::Subject { client_id: self.client_id(), peer: self.peer().ip(), topic }
+    }
+
+    /// The topic rules that apply to this client and topic, and the scope they came from.
+    pub fn topic_rules(&self, topic: Option<&str>) -> (&crate::policy::rules::CreateTopics, Option<&str>) {
+        crate::policy::scope::topic_rules(self.policies, &self.subject(topic))
+    }
+}
+
+impl<V: ClusterView> Env<'_, V> {
+    /// The context for one request; built only by handlers that judge it (it copies the client id).
+    pub fn ctx(&self, frame: &[u8], h: &RequestHeader) -> Ctx<'_> {
+        Ctx {
+            policies: self.policies,
+            defaults: self.cluster.broker_defaults(),
+            audit: self.audit,
+            origin: Origin {
+                client_addr: self.peer,
+                client_id: h.client_id(frame).map(str::to_owned),
+                api: api_name(h.api_key),
+                api_version: h.api_version,
+            },
+            correlation_id: h.correlation_id,
+        }
+    }
+}
+
+/// Sends one request to its handler.
+pub async fn route<V: ClusterView>(env: &Env<'_, V>, frame: BytesMut, h: &RequestHeader) -> Result<Route, HandlerError> {
+    let api = h.known_api();
+    if api == Some(ApiKey::ApiVersions) && !allowed(h.api_key, h.api_version) {
+        let answer = api_versions::unsupported_version(h.correlation_id).map_err(|e| HandlerError::Encode("ApiVersions", e.to_string()))?;
+        return Ok(Route::Answer(answer));
+    }
+    // Not advertised by the proxy: a client that sends it anyway is misbehaving, and the response
+    // might name brokers the proxy cannot rewrite. Brokers also close here.
+    let Some(api) = api.filter(|_| allowed(h.api_key, h.api_version)) else {
+        return Err(HandlerError::NotOffered { api_key: h.api_key, version: h.api_version });
+    };
+    match api {
+        ApiKey::Produce => return produce::handle(env, frame, h),
+        ApiKey::Metadata => return Ok(metadata::handle(env, frame, h)),
+        _ => {}
+    }
+    let Some(judged) = Judged::of(api, h.api_version) else {
+        return Ok(Route::Forward(frame.freeze(), passthrough(api, h.api_version)));
+    };
+    let body_offset = h.body_offset.ok_or(HandlerError::Malformed(api_name(h.api_key)))?;
+    let ctx = env.ctx(&frame, h);
+    let frame = frame.freeze();
+    let at = split::Site { frame: &frame, body_offset, api_key: api, api: api_name(h.api_key) };
+    match judged {
+        Judged::LegacyCreateTopics => legacy::create_topics(&ctx, env.cluster, &at),
+        Judged::LegacyDeleteTopics => legacy::delete_topics(&ctx, env.cluster, &at),
+        Judged::CreateTopics => create_topics::handle(&ctx, &at),
+        Judged::DeleteTopics => delete_topics::handle(&ctx, &at),
+        Judged::DeleteRecords => delete_records::handle(&ctx, &at),
+        Judged::CreatePartitions => partitions::create_partitions(&ctx, &at),
+        Judged::Reassignments => partitions::reassign_partitions(&ctx, &at),
+        Judged::AlterConfigs { incremental } => alter_configs::handle(&ctx, env.cluster, &at, incremental).await,
+    }
+}
+
+/// The admin requests a handler judges.
+enum Judged {
+    LegacyCreateTopics,
+    LegacyDeleteTopics,
+    CreateTopics,
+    DeleteTopics,
+    DeleteRecords,
+    CreatePartitions,
+    Reassignments,
+    AlterConfigs { incremental: bool },
+}
+
+impl Judged {
+    fn of(api: ApiKey, version: i16) -> Option<Judged> {
+        Some(match api {
+            ApiKey::CreateTopics if version < 2 => Judged::LegacyCreateTopics,
+            ApiKey::DeleteTopics if version < 1 => Judged::LegacyDeleteTopics,
+            ApiKey::CreateTopics => Judged::CreateTopics,
+            ApiKey::DeleteTopics => Judged::DeleteTopics,
+            ApiKey::DeleteRecords => Judged::DeleteRecords,
+            ApiKey::CreatePartitions => Judged::CreatePartitions,
+            ApiKey::AlterPartitionReassignments => Judged::Reassignments,
+            ApiKey::AlterConfigs => Judged::AlterConfigs { incremental: false },
+            ApiKey::IncrementalAlterConfigs => Judged::AlterConfigs { incremental: true },
+            _ => return None,
+        })
+    }
+}
+
+/// How the response to a request no handler judges is treated: address rewrites where the
+/// response names brokers, untouched otherwise.
+fn passthrough(api: ApiKey, version: i16) -> Disposition {
+    match api {
+        ApiKey::FindCoordinator => Disposition::FindCoordinator,
+        ApiKey::DescribeCluster => Disposition::DescribeCluster,
+        ApiKey::ApiVersions => Disposition::ApiVersions,
+        ApiKey::Fetch if version >= 16 => Disposition::FetchTail,
+        _ => Disposition::Forward,
+    }
+}
+
+#[cfg(test)]
+mod tests;

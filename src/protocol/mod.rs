@@ -1,0 +1,21 @@
+//! Everything about bytes on the wire, and nothing about policy: the bounds-checked cursor, frame
+//! splitting, header peeks, the Produce acks patch and response scan, the count-walk guards that
+//! run before kafka-protocol decodes client input, the API/version table, frame building, and
+//! the one table of Kafka error codes.
+
+pub mod cursor;
+pub mod encode;
+pub mod errors;
+pub mod frame;
+pub mod guard;
+pub mod header;
+pub mod produce;
+pub mod produce_response;
+pub mod versions;
+
+pub use frame::{split_frame, FrameError, SIZE_LEN};
+pub use header::{peek_request_header, peek_response_correlation, RequestHeader};
+pub use produce::{patch_acks, peek_produce, produce_topics, ProduceHead, ProduceTopic};
+
+#[cfg(test)]
+mod tests;

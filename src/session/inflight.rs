@@ -1,0 +1,35 @@
+//! What the response side must do for each request, in request order. Kafka answers requests on
+//! a connection in the order they were sent, and so must the proxy, including for the responses
+//! it makes itself.
+
+use bytes::Bytes;
+
+use crate::handlers::{Disposition, Route};
+use crate::protocol::RequestHeader;
+
+#[derive(Debug)]
+pub enum Pending {
+    /// A request sent to the broker that will be answered.
+    Expect { correlation_id: i32, api_version: i16, disposition: Disposition },
+    /// An acks=0 Produce forwarded unchanged: Apache Kafka sends no response, tansu does. If one
+    /// comes, it is dropped.
+    MaybeAnswered { correlation_id: i32 },
+    /// A response the proxy made; sent when its turn comes.
+    Local(Bytes),
+    /// Close the client connection once everything before this has been sent.
+    Close,
+}
+
+impl Pending {
+    /// Splits a handler's route into the bytes to forward (if any) and what the response side
+    /// must expect.
+    pub fn of(route: Route, h: &RequestHeader) -> (Option<Bytes>, Pending) {
+        let expect = |disposition| Pending::Expect { correlation_id: h.correlation_id, api_version: h.api_version, disposition };
+        match route {
+            Route::Forward(bytes, d) => (Some(bytes), expect(d)),
+            Route::ForwardUnanswered(bytes) => (Some(bytes), Pending::MaybeAnswered { correlation_id: h.correlation_id }),
+            Route::Answer(bytes) => (None, Pending::Local(bytes)),
+            Route::Close => (None, Pending::Close),
+        }
+    }
+}

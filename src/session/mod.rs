@@ -1,0 +1,125 @@
+//! One client connection and its broker connection, as two halves that run side by side:
+//! `requests` (read, route through the handlers, forward) and `responses` (match, rewrite,
+//! swallow, reorder), joined by the in-flight queue of `inflight`.
+
+pub mod inflight;
+pub mod requests;
+pub mod responses;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::cluster::Target;
+use crate::error::SessionError;
+use crate::net::{transport, Accepted, FrameReader, FrameWriter, Stream};
+use crate::state::Proxy;
+use requests::Requests;
+use responses::Responses;
+
+/// Serves one accepted client connection until either side closes or fails.
+pub async fn run(proxy: Arc<Proxy>, client: Accepted, target: Target) {
+    let peer = client.peer;
+    let broker = match connect(&proxy, target).await {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(%peer, side = %e.side(), error = %e, "closing client connection");
+            return;
+        }
+    };
+    let (cr, cw) = client.stream.into_split();
+    let (br, bw) = broker.into_split();
+    match serve_halves(&proxy, peer, cr, cw, br, bw).await {
+        Ok(()) => debug!(%peer, "connection closed"),
+        Err(e) => warn!(%peer, side = %e.side(), error = %e, "closing client connection"),
+    }
+}
+
+/// Serves one client over already-connected stream halves: the transport's halves in
+/// production, and in-memory pipes where a test measures the forward path itself.
+pub async fn serve_halves<CR, CW, BR, BW>(proxy: &Arc<Proxy>, peer: SocketAddr, cr: CR, cw: CW, br: BR, bw: BW) -> Result<(), SessionError>
+where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    BR: AsyncRead + Unpin,
+    BW: AsyncWrite + Unpin,
+{
+    let cfg = proxy.config();
+    let limits = &cfg.limits;
+    let (tx, rx) = mpsc::channel(limits.max_in_flight);
+    let requests = Requests { proxy, peer, reader: FrameReader::new(cr, limits.max_frame_bytes), writer: FrameWriter::new(bw), tx };
+    let responses = Responses {
+        proxy,
+        peer,
+        reader: FrameReader::new(br, limits.max_frame_bytes),
+        writer: FrameWriter::new(cw),
+        rx,
+        queue: VecDeque::new(),
+        maybe: Vec::new(),
+        draining: false,
+    };
+    serve(requests, responses, Duration::from_millis(limits.drain_timeout_ms)).await
+}
+
+async fn serve<CR, BW, BR, CW>(
+    requests: Requests<'_, CR, BW>,
+    responses: Responses<'_, BR, CW>,
+    drain: Duration,
+) -> Result<(), SessionError>
+where
+    CR: AsyncRead + Unpin,
+    BW: AsyncWrite + Unpin,
+    BR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+{
+    let req = requests.run();
+    let resp = responses.run();
+    tokio::pin!(req, resp);
+    tokio::select! {
+        ended = &mut req => {
+            // Whatever ended the request side (client gone, a queued close, a bad frame), the
+            // requests already forwarded are seen through: an upgraded acks=0 producer that
+            // disconnects right after sending still gets its records written, and their errors
+            // audited. The broker connection stays open until they are answered, within `drain`.
+            let drained = match tokio::time::timeout(drain, &mut resp).await {
+                Ok(r) => r,
+                Err(_) => Err(SessionError::Broker(format!("in-flight requests not answered within {drain:?} after the client side ended"))),
+            };
+            match (ended, drained) {
+                (Err(e), Err(d)) => {
+                    debug!(error = %d, "draining after the client side failed");
+                    Err(e)
+                }
+                (Err(e), Ok(())) => Err(e),
+                (Ok(()), d) => d,
+            }
+        }
+        r = &mut resp => r,
+    }
+}
+
+/// The broker connection for a client: any bootstrap broker, or the one node a node listener
+/// stands for (clients rely on reaching the partition leader).
+async fn connect(proxy: &Proxy, target: Target) -> Result<Stream, SessionError> {
+    let cfg = proxy.config();
+    let addrs = match target {
+        Target::Bootstrap => cfg.upstream.bootstrap_servers.clone(),
+        Target::Node(id) => {
+            vec![proxy.cluster.topology.broker(id).ok_or_else(|| SessionError::Proxy(format!("no known address for broker node {id}")))?]
+        }
+    };
+    let timeout = Duration::from_millis(cfg.upstream.connect_timeout_ms);
+    let mut last = SessionError::Proxy("no upstream address".into());
+    for addr in addrs {
+        match transport::connect(&addr, timeout).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = SessionError::BrokerConnect { addr, reason: e.to_string() },
+        }
+    }
+    Err(last)
+}

@@ -1,0 +1,203 @@
+//! The response side of a session: pair each broker response with its request, in order;
+//! rewrite what names brokers, merge the proxy's own partial answers, swallow answers the client
+//! never asked for, and slot in the proxy's own responses at their turn.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+use super::inflight::Pending;
+use crate::audit::Event;
+use crate::error::SessionError;
+use crate::handlers::{legacy, split, Disposition};
+use crate::net::{FrameReader, FrameWriter, ReadError};
+use crate::policy::produce::ACKS_ALL;
+use crate::protocol::{peek_response_correlation, produce_response};
+use crate::rewrite::{addresses, api_versions, tail, Rewritten};
+use crate::state::Proxy;
+
+pub struct Responses<'a, R, W> {
+    pub proxy: &'a Arc<Proxy>,
+    pub peer: SocketAddr,
+    pub reader: FrameReader<R>,
+    pub writer: FrameWriter<W>,
+    pub rx: mpsc::Receiver<Pending>,
+    pub queue: VecDeque<Pending>,
+    /// Correlation ids of acks=0 requests forwarded unchanged, whose response may or may not come.
+    pub maybe: Vec<i32>,
+    /// The request side has ended: finish what is in flight, then stop.
+    pub draining: bool,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
+    pub async fn run(mut self) -> Result<(), SessionError> {
+        loop {
+            if self.drain_front() {
+                self.flush().await?;
+                self.writer.shutdown().await;
+                return Ok(());
+            }
+            self.flush().await?;
+            if self.draining && self.queue.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                biased;
+                p = self.rx.recv(), if !self.draining => match p {
+                    Some(p) => self.queue.push_back(p),
+                    None => self.draining = true,
+                },
+                frame = self.reader.next() => {
+                    let frame = match frame {
+                        Ok(Some(f)) => f,
+                        Ok(None) if self.queue.is_empty() => return Ok(()),
+                        Ok(None) => return Err(SessionError::Broker("broker closed the connection with requests in flight".into())),
+                        Err(ReadError::Io(e)) => return Err(SessionError::BrokerIo(e)),
+                        Err(ReadError::Frame(e)) => return Err(SessionError::BrokerFrame(e)),
+                    };
+                    if let Err(e) = self.responses(frame) {
+                        // What was answered before the failure still reaches the client.
+                        let _ = self.flush().await;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes what is queued for the client. Once the client has gone, responses are still read
+    /// (and swallowed errors audited) but a failed write to the client no longer matters.
+    async fn flush(&mut self) -> Result<(), SessionError> {
+        if !self.writer.has_pending() {
+            return Ok(());
+        }
+        match self.writer.flush().await {
+            Ok(()) => Ok(()),
+            Err(_) if self.draining => {
+                self.writer.discard();
+                Ok(())
+            }
+            Err(e) => Err(SessionError::ClientIo(e)),
+        }
+    }
+
+    /// Sends local responses and notes maybe-answered requests at the head of the queue, up to
+    /// the first request that awaits the broker. True when a Close was reached.
+    fn drain_front(&mut self) -> bool {
+        loop {
+            while let Ok(p) = self.rx.try_recv() {
+                self.queue.push_back(p);
+            }
+            match self.queue.front() {
+                Some(Pending::Local(_)) => {
+                    if let Some(Pending::Local(b)) = self.queue.pop_front() {
+                        self.writer.push(b);
+                    }
+                }
+                Some(Pending::MaybeAnswered { correlation_id }) => {
+                    self.maybe.push(*correlation_id);
+                    self.queue.pop_front();
+                }
+                Some(Pending::Close) => return true,
+                Some(Pending::Expect { .. }) | None => return false,
+            }
+        }
+    }
+
+    /// Handles a broker frame and any others already buffered behind it.
+    fn responses(&mut self, frame: BytesMut) -> Result<(), SessionError> {
+        self.response(frame)?;
+        while let Some(frame) = self.reader.buffered().map_err(SessionError::BrokerFrame)? {
+            self.response(frame)?;
+        }
+        Ok(())
+    }
+
+    fn response(&mut self, frame: BytesMut) -> Result<(), SessionError> {
+        let corr = peek_response_correlation(&frame).ok_or_else(|| SessionError::Broker("response shorter than its header".into()))?;
+        // First bring the queue's head up to date: a maybe-answered request ahead of this response
+        // must be in `maybe` before the response is matched.
+        let closing = self.drain_front();
+        if let Some(i) = self.maybe.iter().position(|c| *c == corr) {
+            // Answer to an unchanged acks=0 request (tansu answers them; Kafka does not).
+            self.maybe.drain(..=i);
+            return Ok(());
+        }
+        if closing {
+            // Only a Close is left: nothing more goes to the client.
+            return Ok(());
+        }
+        let Some(Pending::Expect { correlation_id, api_version, disposition }) = self.queue.pop_front() else {
+            return Err(SessionError::Broker(format!("response with correlation id {corr} to no pending request")));
+        };
+        if correlation_id != corr {
+            return Err(SessionError::Broker(format!("response with correlation id {corr} where {correlation_id} was due")));
+        }
+        // Responses come in order: any acks=0 request before this one will never be answered now.
+        self.maybe.clear();
+        let out = match disposition {
+            Disposition::Swallow(template) => return self.swallow(&frame, api_version, *template),
+            d => self.rewrite(frame.freeze(), api_version, d)?,
+        };
+        match out {
+            Rewritten::Whole(b) => self.writer.push(b),
+            Rewritten::Pieces(p) => p.into_iter().for_each(|b| self.writer.push(b)),
+        }
+        Ok(())
+    }
+
+    /// The response the client gets for a broker response with this disposition.
+    fn rewrite(&self, frame: Bytes, api_version: i16, disposition: Disposition) -> Result<Rewritten, SessionError> {
+        let eps = || self.proxy.endpoints();
+        Ok(match disposition {
+            Disposition::Forward | Disposition::Swallow(_) => Rewritten::Whole(frame),
+            Disposition::Metadata => Rewritten::Whole(addresses::metadata(&frame, api_version, &eps())?),
+            Disposition::FindCoordinator => Rewritten::Whole(addresses::find_coordinator(&frame, api_version, &eps())?),
+            Disposition::DescribeCluster => Rewritten::Whole(addresses::describe_cluster(&frame, api_version, &eps())?),
+            Disposition::ApiVersions => Rewritten::Whole(api_versions::rewrite(&frame, api_version)?.unwrap_or(frame)),
+            Disposition::ProduceTail => {
+                let off = produce_response::scan(&frame, api_version)
+                    .and_then(|s| s.tagged_offset)
+                    .ok_or_else(|| SessionError::Broker(format!("undecodable Produce v{api_version} response")))?;
+                tail::rewrite(&frame, off, tail::TailApi::Produce, api_version, &eps())?.unwrap_or(Rewritten::Whole(frame))
+            }
+            Disposition::FetchTail => {
+                let off = tail::fetch_tagged_offset(&frame, api_version)
+                    .ok_or_else(|| SessionError::Broker(format!("undecodable Fetch v{api_version} response")))?;
+                tail::rewrite(&frame, off, tail::TailApi::Fetch, api_version, &eps())?.unwrap_or(Rewritten::Whole(frame))
+            }
+            Disposition::Merge(plan) => Rewritten::Whole(split::merge(&frame, api_version, *plan)?),
+            Disposition::Legacy(plan) => Rewritten::Whole(legacy::answer(&frame, *plan)?),
+        })
+    }
+
+    /// The response to an acks=0 request the proxy upgraded: the client never sees it.
+    fn swallow(&mut self, frame: &[u8], version: i16, mut event: Event) -> Result<(), SessionError> {
+        let scan = produce_response::scan(frame, version)
+            .ok_or_else(|| SessionError::Broker(format!("undecodable Produce v{version} response")))?;
+        if scan.errors.is_empty() {
+            return Ok(());
+        }
+        let errors: Vec<_> = scan
+            .errors
+            .iter()
+            .map(|e| serde_json::json!({ "topic": e.topic, "partition": e.partition, "error_code": e.error_code, "error_message": e.message }))
+            .collect();
+        tracing::info!(peer = %self.peer, errors = errors.len(), "broker rejected an upgraded acks=0 produce; closing the client connection as a broker would");
+        event.at = SystemTime::now();
+        event.detail = serde_json::json!({
+            "acks_from": 0, "acks_to": ACKS_ALL, "errors": errors,
+            "outcome": "client connection closed so the producer refreshes metadata",
+        });
+        self.proxy.audit.record(event);
+        Err(SessionError::Proxy(format!(
+            "{} partition error(s) on an upgraded acks=0 request; closed like a broker does",
+            scan.errors.len()
+        )))
+    }
+}

@@ -1,0 +1,116 @@
+//! The running proxy's shared state: the configuration in force (swapped whole on reload), the
+//! cluster (topology, defaults, the proxy's own client), the audit log, and the shutdown signal
+//! every session watches. Binding a listener for a newly seen broker happens here, so it exists
+//! before any client is told about that broker.
+
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use kafka_protocol::protocol::StrBytes;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::audit::AuditLog;
+use crate::cluster::{ClientSettings, Cluster};
+use crate::config::Config;
+use crate::net::listener::{bind, DEFAULT_BACKLOG};
+use crate::rewrite::{Endpoints, RewriteError};
+
+type Serve = Box<dyn Fn(i32, TcpListener) + Send + Sync>;
+
+pub struct Proxy {
+    /// Swapped whole on reload; each request reads the current one.
+    config: RwLock<Arc<Config>>,
+    pub cluster: Cluster,
+    pub audit: AuditLog,
+    /// Cancelled on shutdown: listeners stop accepting, sessions stop reading new requests.
+    pub shutdown: CancellationToken,
+    /// Every client session, so shutdown can wait for their in-flight requests.
+    pub sessions: TaskTracker,
+    /// Starts serving a broker listener once it is bound (set by the server at start).
+    serve_listener: OnceLock<Serve>,
+}
+
+impl Proxy {
+    pub fn new(config: Config, audit: AuditLog) -> Arc<Self> {
+        let settings = ClientSettings {
+            bootstrap: config.upstream.bootstrap_servers.clone(),
+            connect_timeout: Duration::from_millis(config.upstream.connect_timeout_ms),
+            request_timeout: Duration::from_millis(config.upstream.request_timeout_ms),
+            max_frame_bytes: config.limits.max_frame_bytes,
+        };
+        Arc::new(Self {
+            config: RwLock::new(Arc::new(config)),
+            cluster: Cluster::new(settings),
+            audit,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+            serve_listener: OnceLock::new(),
+        })
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies a new, already validated configuration's policies atomically; returns the
+    /// sections whose changes need a restart (see `config::reload`).
+    pub fn reload(&self, new: Config) -> Vec<&'static str> {
+        let mut guard = self.config.write().unwrap_or_else(|p| p.into_inner());
+        let (merged, fixed) = crate::config::reload::merge(&guard, new);
+        *guard = Arc::new(merged);
+        fixed
+    }
+
+    /// Sets how newly bound broker listeners are served (once, by the server).
+    pub fn serve_listeners_with(&self, serve: impl Fn(i32, TcpListener) + Send + Sync + 'static) {
+        let _ = self.serve_listener.set(Box::new(serve));
+    }
+
+    /// Stops accepting, lets every session finish the requests it already forwarded, and waits
+    /// for them at most `limits.drain_timeout_ms`. Returns the sessions still open at the deadline.
+    pub async fn drain(&self) -> usize {
+        self.shutdown.cancel();
+        self.sessions.close();
+        let limit = Duration::from_millis(self.config().limits.drain_timeout_ms);
+        if tokio::time::timeout(limit, self.sessions.wait()).await.is_err() {
+            return self.sessions.len();
+        }
+        0
+    }
+
+    /// The proxy as response rewrites see it.
+    pub fn endpoints(self: &Arc<Self>) -> ProxyEndpoints {
+        ProxyEndpoints(self.clone())
+    }
+
+    /// Binds the listener for a broker node if it has none yet; returns its port.
+    fn ensure_listener(&self, node_id: i32) -> Result<u16, RewriteError> {
+        self.cluster.topology.listener(node_id, || {
+            let cfg = self.config();
+            let port = cfg.port_for_node(node_id).ok_or(RewriteError::NoListener { node_id })?;
+            let addr = format!("{}:{port}", cfg.listen.bind_host);
+            let listener = bind(&addr, DEFAULT_BACKLOG).map_err(|e| {
+                tracing::error!(node_id, %addr, error = %e, "proxy cannot bind the listener for a broker");
+                RewriteError::NoListener { node_id }
+            })?;
+            tracing::info!(node_id, %addr, "listening for broker node");
+            if let Some(serve) = self.serve_listener.get() {
+                serve(node_id, listener);
+            }
+            Ok(port)
+        })
+    }
+}
+
+/// The proxy as seen by response rewrites: learning a broker binds its listener.
+pub struct ProxyEndpoints(Arc<Proxy>);
+
+impl Endpoints for ProxyEndpoints {
+    fn proxy_address(&self, node_id: i32, host: &str, port: i32) -> Result<(StrBytes, i32), RewriteError> {
+        self.0.cluster.topology.learn(node_id, host, port);
+        let port = self.0.ensure_listener(node_id)?;
+        Ok((StrBytes::from_string(self.0.config().listen.advertised_host.clone()), i32::from(port)))
+    }
+}
