@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo, the tests and the benchmark need, skipping what is already there:
-# Python clients (confluent-kafka bundles librdkafka; kafka-python), kcat and haproxy from Debian,
+# Python clients (confluent-kafka bundles librdkafka; kafka-python), kcat, haproxy and the Go
+# clients (Sarama 1.22, kafka-go 0.2.1) from Debian,
 # and the tansu broker from crates.io (about 10 minutes the first time).
 set -euo pipefail
 
@@ -11,6 +12,10 @@ SUDO=""
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+# Go clients for tests/clients/go (built offline in GOPATH mode against /usr/share/gocode).
+command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/Shopify/sarama ] || need_apt+=(golang-github-shopify-sarama-dev)
+[ -d /usr/share/gocode/src/github.com/segmentio/kafka-go ] || need_apt+=(golang-github-segmentio-kafka-go-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq
