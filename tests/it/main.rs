@@ -3,5 +3,6 @@
 //! what tansu never sends (several brokers, batched FindCoordinator, KIP-951 endpoints, errors).
 mod fake_broker;
 mod governance;
+mod secure_bed;
 mod support;
 mod with_tansu;
