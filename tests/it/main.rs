@@ -4,5 +4,6 @@
 mod fake_broker;
 mod governance;
 mod old_clients;
+mod secure_bed;
 mod support;
 mod with_tansu;

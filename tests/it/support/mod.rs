@@ -3,6 +3,7 @@
 
 pub mod fake;
 pub mod relay;
+pub mod secure;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -14,6 +14,8 @@ pub struct Seen {
     pub client_id: Option<String>,
     pub acks: Option<i16>,
     pub api_version: i16,
+    /// Which client connection (numbered from 0 in accept order) carried the request.
+    pub conn: u64,
     /// The whole frame, kept for Metadata and admin requests (tests decode what the broker got).
     pub frame: Option<bytes::Bytes>,
 }
@@ -31,8 +33,11 @@ impl Relay {
         let listener = super::runtime().block_on(TcpListener::bind(("127.0.0.1", 0))).expect("relay bind");
         let port = listener.local_addr().expect("relay addr").port();
         super::runtime().spawn(async move {
+            let mut next_conn = 0u64;
             while let Ok((client, _)) = listener.accept().await {
                 let rec = rec.clone();
+                let conn = next_conn;
+                next_conn += 1;
                 tokio::spawn(async move {
                     let Ok(broker) = TcpStream::connect(("127.0.0.1", upstream)).await else { return };
                     let (mut cr, mut cw) = client.into_split();
@@ -51,6 +56,7 @@ impl Relay {
                                         api_version: h.api_version,
                                         client_id,
                                         acks,
+                                        conn,
                                         frame,
                                     });
                                 }
