@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod identity;
 pub mod net;
 pub mod pattern;
 pub mod policy;

@@ -49,6 +49,10 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
+        if let Err(e) = tls_check(&cfg) {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(2);
+        }
         println!("{}: configuration is valid", path.display());
         return ExitCode::SUCCESS;
     }
@@ -75,12 +79,38 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads the TLS material a configuration names, as the proxy will at start.
+fn tls_check(cfg: &config::Config) -> Result<(), String> {
+    let timeout = std::time::Duration::from_millis(cfg.limits.tls_handshake_timeout_ms);
+    let mut problems = Vec::new();
+    if let Some(t) = &cfg.listen.tls {
+        if let Err(e) = kafka_durability_proxy::net::tls::TlsServer::new(t, timeout) {
+            problems.push(format!("listen.tls: {e}"));
+        }
+    }
+    if let Some(t) = &cfg.upstream.tls {
+        if let Err(e) = kafka_durability_proxy::net::tls::TlsClient::new(t) {
+            problems.push(format!("upstream.tls: {e}"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid TLS material ({} problem{}):\n  - {}\n",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        problems.join("\n  - ")
+    ))
+}
+
 async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
     let (log, writer) = audit::start(&cfg.audit).await.map_err(|e| anyhow::anyhow!("proxy cannot open the audit sink: {e}"))?;
-    let proxy = state::Proxy::new(cfg, log);
+    let proxy = state::Proxy::new(cfg, log).map_err(|e| anyhow::anyhow!("proxy cannot load its TLS material: {e}"))?;
     server::start(proxy.clone()).await.map_err(|e| anyhow::anyhow!("proxy cannot bind the bootstrap listener: {e}"))?;
     let reloading = proxy.clone();
     tokio::spawn(config::reload::watch(path, move |cfg| reloading.reload(cfg)));
+    tokio::spawn(watch_tls(proxy.clone()));
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections; finishing the requests already forwarded");
     let open = proxy.drain().await;
@@ -90,6 +120,21 @@ async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
     tracing::info!("writing pending audit summaries");
     writer.finish().await;
     Ok(())
+}
+
+/// Reloads certificates and keys when their files change (checked every 2 s) or on SIGHUP.
+async fn watch_tls(proxy: std::sync::Arc<state::Proxy>) {
+    if proxy.tls_server.is_none() && proxy.tls_client.is_none() {
+        return;
+    }
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let force = tokio::select! {
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => false,
+        };
+        proxy.reload_tls(force);
+    }
 }
 
 async fn shutdown_signal() {

@@ -8,7 +8,7 @@ use tracing::info;
 
 use crate::cluster::discovery;
 use crate::cluster::Target;
-use crate::net::listener::{accept_loop, bind, DEFAULT_BACKLOG};
+use crate::net::listener::{accept_loop, bind, AcceptCtx};
 use crate::rewrite::Endpoints;
 use crate::session;
 use crate::state::Proxy;
@@ -22,7 +22,7 @@ pub async fn start(proxy: Arc<Proxy>) -> std::io::Result<SocketAddr> {
         tokio::spawn(serve(serving.clone(), listener, Target::Node(node_id)));
     });
     let addr = format!("{}:{}", cfg.listen.bind_host, cfg.listen.bootstrap_port);
-    let listener = bind(&addr, DEFAULT_BACKLOG)?;
+    let listener = bind(&addr, cfg.listen.backlog)?;
     let local = listener.local_addr()?;
     info!(%local, upstream = ?cfg.upstream.bootstrap_servers, "bootstrap listener ready");
     tokio::spawn(serve(proxy.clone(), listener, Target::Bootstrap));
@@ -40,6 +40,6 @@ async fn serve(proxy: Arc<Proxy>, listener: tokio::net::TcpListener, target: Tar
         Target::Bootstrap => "bootstrap".to_owned(),
         Target::Node(id) => format!("broker {id}"),
     };
-    let (shutdown, tracker) = (proxy.shutdown.clone(), proxy.sessions.clone());
-    accept_loop(listener, name, shutdown, tracker, move |conn| session::run(proxy.clone(), conn, target)).await;
+    let ctx = AcceptCtx { name, shutdown: proxy.shutdown.clone(), tracker: proxy.sessions.clone(), limits: proxy.limits.clone() };
+    accept_loop(listener, ctx, move |conn, permit| session::run(proxy.clone(), conn, permit, target)).await;
 }

@@ -14,7 +14,9 @@ use tokio_util::task::TaskTracker;
 use crate::audit::AuditLog;
 use crate::cluster::{ClientSettings, Cluster};
 use crate::config::Config;
-use crate::net::listener::{bind, DEFAULT_BACKLOG};
+use crate::net::limits::{self, ConnLimits};
+use crate::net::listener::bind;
+use crate::net::tls::{TlsClient, TlsError, TlsServer};
 use crate::rewrite::{Endpoints, RewriteError};
 
 type Serve = Box<dyn Fn(i32, TcpListener) + Send + Sync>;
@@ -30,24 +32,55 @@ pub struct Proxy {
     pub sessions: TaskTracker,
     /// Starts serving a broker listener once it is bound (set by the server at start).
     serve_listener: OnceLock<Serve>,
+    /// TLS for clients (every listener) and for brokers, when configured.
+    pub tls_server: Option<TlsServer>,
+    pub tls_client: Option<Arc<TlsClient>>,
+    /// Open client connections, under `limits.max_connections[_per_source]`.
+    pub limits: Arc<ConnLimits>,
 }
 
 impl Proxy {
-    pub fn new(config: Config, audit: AuditLog) -> Arc<Self> {
+    /// Builds the shared state; fails when TLS material cannot be loaded.
+    pub fn new(config: Config, audit: AuditLog) -> Result<Arc<Self>, TlsError> {
+        let l = &config.limits;
+        let handshake = Duration::from_millis(l.tls_handshake_timeout_ms);
+        let tls_server = config.listen.tls.as_ref().map(|t| TlsServer::new(t, handshake)).transpose()?;
+        let tls_client = config.upstream.tls.as_ref().map(TlsClient::new).transpose()?.map(Arc::new);
+        let max = limits::max_connections(l.max_connections, limits::raise_fd_limit());
         let settings = ClientSettings {
             bootstrap: config.upstream.bootstrap_servers.clone(),
             connect_timeout: Duration::from_millis(config.upstream.connect_timeout_ms),
             request_timeout: Duration::from_millis(config.upstream.request_timeout_ms),
-            max_frame_bytes: config.limits.max_frame_bytes,
+            max_frame_bytes: l.max_frame_bytes,
+            tls: tls_client.clone(),
         };
-        Arc::new(Self {
+        Ok(Arc::new(Self {
+            limits: ConnLimits::new(max, l.max_connections_per_source),
             config: RwLock::new(Arc::new(config)),
             cluster: Cluster::new(settings),
             audit,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             serve_listener: OnceLock::new(),
-        })
+            tls_server,
+            tls_client,
+        }))
+    }
+
+    /// Reloads TLS material whose files changed (or all of it, `force`, on SIGHUP). A file that
+    /// does not load is logged and the running material stays.
+    pub fn reload_tls(&self, force: bool) {
+        let sides: [(&str, Option<Result<bool, TlsError>>); 2] = [
+            ("listen.tls", self.tls_server.as_ref().map(|t| t.reload(force))),
+            ("upstream.tls", self.tls_client.as_ref().map(|t| t.reload(force))),
+        ];
+        for (section, outcome) in sides {
+            match outcome {
+                Some(Ok(true)) => tracing::info!(section, "TLS certificates reloaded; new handshakes use them"),
+                Some(Err(e)) => tracing::error!(section, error = %e, "TLS reload refused; the running certificates stay"),
+                _ => {}
+            }
+        }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -91,7 +124,7 @@ impl Proxy {
             let cfg = self.config();
             let port = cfg.port_for_node(node_id).ok_or(RewriteError::NoListener { node_id })?;
             let addr = format!("{}:{port}", cfg.listen.bind_host);
-            let listener = bind(&addr, DEFAULT_BACKLOG).map_err(|e| {
+            let listener = bind(&addr, cfg.listen.backlog).map_err(|e| {
                 tracing::error!(node_id, %addr, error = %e, "proxy cannot bind the listener for a broker");
                 RewriteError::NoListener { node_id }
             })?;

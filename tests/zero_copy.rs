@@ -93,14 +93,14 @@ async fn records_are_not_copied_when_forwarding_produce_and_fetch() {
     ))
     .expect("config");
     let (log, _writer) = audit::spawn(Box::new(tokio::io::sink()), 1000, Duration::from_secs(60));
-    let proxy = state::Proxy::new(cfg, log);
+    let proxy = state::Proxy::new(cfg, log).expect("state");
     let (mut client, proxy_client) = tokio::io::duplex(4 << 20);
     let (proxy_broker, mut broker) = tokio::io::duplex(4 << 20);
     let (cr, cw) = tokio::io::split(proxy_client);
     let (br, bw) = tokio::io::split(proxy_broker);
     let peer: SocketAddr = "127.0.0.1:5555".parse().expect("addr");
     let p = proxy.clone();
-    tokio::spawn(async move { session::serve_halves(&p, peer, cr, cw, br, bw).await });
+    tokio::spawn(async move { session::serve_halves(&p, peer, &Default::default(), (cr, cw), (br, bw)).await });
     let mut buf = vec![0u8; 2 * RECORDS + 4096];
 
     // Produce: the first round warms up buffers and pipes; the second is measured.

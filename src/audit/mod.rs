@@ -24,6 +24,12 @@ pub struct Event {
     pub action: &'static str,
     pub client_addr: SocketAddr,
     pub client_id: Option<String>,
+    /// The authenticated principal (`User:alice`); absent when unauthenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// The client certificate's subject, when one was presented.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_subject: Option<String>,
     pub api: &'static str,
     pub api_version: i16,
     pub topics: Vec<String>,
@@ -35,6 +41,8 @@ pub struct Event {
 pub struct Origin {
     pub client_addr: SocketAddr,
     pub client_id: Option<String>,
+    pub principal: Option<String>,
+    pub tls_subject: Option<String>,
     pub api: &'static str,
     pub api_version: i16,
 }
@@ -58,6 +66,8 @@ impl Event {
             action,
             client_addr: o.client_addr,
             client_id: o.client_id.clone(),
+            principal: o.principal.clone(),
+            tls_subject: o.tls_subject.clone(),
             api: o.api,
             api_version: o.api_version,
             topics,

@@ -227,6 +227,8 @@ mod tests {
             action,
             client_addr: SocketAddr::from(([10, 0, 0, 1], port)),
             client_id: Some(client.into()),
+            principal: None,
+            tls_subject: None,
             api: "Produce",
             api_version: 9,
             topics: vec![topic.into()],

@@ -25,12 +25,14 @@ pub const CLIENT_ID: &str = "kafka-durability-proxy";
 const MAX_IDLE: usize = 4;
 
 /// Where and how to reach the cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientSettings {
     pub bootstrap: Vec<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub max_frame_bytes: usize,
+    /// TLS to the brokers (`upstream.tls`).
+    pub tls: Option<std::sync::Arc<crate::net::tls::TlsClient>>,
 }
 
 pub struct ClusterClient {
@@ -118,7 +120,7 @@ impl ClusterClient {
 
     /// Connects and negotiates versions (ApiVersions v3, falling back to v0 as brokers ask).
     async fn open(&self, addr: &str) -> Result<Conn, ClusterError> {
-        let stream = net::transport::connect(addr, self.settings.connect_timeout)
+        let stream = net::transport::connect(addr, self.settings.connect_timeout, self.settings.tls.as_deref())
             .await
             .map_err(|e| ClusterError::Connect { addr: addr.to_owned(), reason: e.to_string() })?;
         let (r, w) = stream.into_split();

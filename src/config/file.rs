@@ -37,10 +37,60 @@ pub struct Listen {
     pub broker_port_base: Option<u16>,
     #[serde(default)]
     pub broker_ports: BTreeMap<i32, u16>,
+    /// Pending connections the kernel queues per listener; bursts of clients need more than
+    /// std's 128.
+    #[serde(default = "default_backlog")]
+    pub backlog: u32,
+    /// TLS on every listener (bootstrap and per broker) when present.
+    #[serde(default)]
+    pub tls: Option<ListenTls>,
+    #[serde(default)]
+    pub sasl: ListenSasl,
 }
 
 fn default_bind_host() -> String {
     "0.0.0.0".into()
+}
+
+fn default_backlog() -> u32 {
+    1024
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ListenTls {
+    /// PEM certificate chain and key the proxy presents to clients.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// PEM CA certificates that sign client certificates (needed unless client_auth is none).
+    pub ca_file: Option<PathBuf>,
+    /// Kafka's ssl.principal.mapping.rules: `RULE:pattern/replacement/[LU]` entries and
+    /// `DEFAULT`, applied in order to the client certificate's subject (RFC 2253).
+    #[serde(default = "default_mapping_rules")]
+    pub principal_mapping_rules: Vec<String>,
+}
+
+fn default_mapping_rules() -> Vec<String> {
+    vec!["DEFAULT".into()]
+}
+
+/// Whether clients must present a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    None,
+    Requested,
+    Required,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct ListenSasl {
+    /// Read the user name out of SASL/PLAIN exchanges for audit and scopes. Off by default: the
+    /// PLAIN token carries the password, which the proxy then holds in memory for a moment.
+    #[serde(default)]
+    pub plain_principal: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -53,6 +103,43 @@ pub struct Upstream {
     /// resource whose change is judged) may take; Kafka's request.timeout.ms default.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// TLS to the brokers (client connections and the proxy's own) when present.
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+    /// Credentials for the proxy's own requests on a SASL cluster. Clients' own SASL exchanges
+    /// pass through untouched.
+    #[serde(default)]
+    pub sasl: Option<UpstreamSasl>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct UpstreamTls {
+    /// PEM CA certificates for the brokers; the system roots when absent.
+    pub ca_file: Option<PathBuf>,
+    /// The name to verify brokers' certificates against, instead of the host they advertise.
+    pub server_name: Option<String>,
+    /// A certificate and key for mTLS to the brokers.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum SaslMechanism {
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+    #[serde(rename = "PLAIN")]
+    Plain,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct UpstreamSasl {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    /// Where the password is: a file (its first line) or an environment variable. Never inline.
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -74,6 +161,37 @@ pub struct Limits {
     /// it already forwarded answered (upgraded acks=0 producers often disconnect right away).
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    /// Client connections open at once, over all listeners; beyond it new ones are refused.
+    /// Unset: what the file-descriptor limit allows (two descriptors per client, some kept for
+    /// listeners and the proxy's own connections).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Client connections open at once from one source address; unset means no limit.
+    #[serde(default)]
+    pub max_connections_per_source: Option<usize>,
+    /// A client connection with nothing in flight and no request for this long is closed
+    /// (Kafka's connections.max.idle.ms default).
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Largest frame accepted from a client that has not authenticated yet, on a cluster that
+    /// requires SASL (the broker's own pre-authentication limit).
+    #[serde(default = "default_pre_auth_max_frame")]
+    pub pre_auth_max_frame_bytes: usize,
+    /// How long a client may take to complete its TLS handshake.
+    #[serde(default = "default_tls_handshake_timeout_ms")]
+    pub tls_handshake_timeout_ms: u64,
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    600_000
+}
+
+fn default_pre_auth_max_frame() -> usize {
+    512 * 1024
+}
+
+fn default_tls_handshake_timeout_ms() -> u64 {
+    10_000
 }
 
 fn default_drain_timeout_ms() -> u64 {
@@ -90,7 +208,16 @@ fn default_max_in_flight() -> usize {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_frame_bytes: default_max_frame(), max_in_flight: default_max_in_flight(), drain_timeout_ms: default_drain_timeout_ms() }
+        Self {
+            max_frame_bytes: default_max_frame(),
+            max_in_flight: default_max_in_flight(),
+            drain_timeout_ms: default_drain_timeout_ms(),
+            max_connections: None,
+            max_connections_per_source: None,
+            idle_timeout_ms: default_idle_timeout_ms(),
+            pre_auth_max_frame_bytes: default_pre_auth_max_frame(),
+            tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
+        }
     }
 }
 
@@ -145,6 +272,9 @@ pub struct RawMatch {
     pub topics: Vec<Glob>,
     #[serde(default)]
     pub client_ids: Vec<Glob>,
+    /// Authenticated principals (`User:alice`, patterns).
+    #[serde(default)]
+    pub principals: Vec<Glob>,
     #[serde(default)]
     pub source_cidrs: Vec<String>,
 }

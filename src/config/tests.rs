@@ -85,17 +85,20 @@ fn bad_action_is_named() {
 #[test]
 fn exemptions_match_client_source_and_topic() {
     let text = format!(
-        "{MINIMAL}policies:\n  produce_acks:\n    action: reject\n    exempt:\n      client_ids: ['metrics-*']\n      source_cidrs: ['10.1.0.0/16', '192.168.7.7']\n      topics: ['scratch.*']\n"
+        "{MINIMAL}policies:\n  produce_acks:\n    action: reject\n    exempt:\n      client_ids: ['metrics-*']\n      principals: ['User:svc-*']\n      source_cidrs: ['10.1.0.0/16', '192.168.7.7']\n      topics: ['scratch.*']\n"
     );
     let cfg = parse(&text).expect("valid");
     let ex = &cfg.policies.produce_acks.exempt;
     let lan: IpAddr = "10.1.2.3".parse().expect("ip");
     let other: IpAddr = "10.2.0.1".parse().expect("ip");
-    assert!(ex.client_exempt(Some("metrics-agent"), other));
-    assert!(!ex.client_exempt(Some("billing"), other));
-    assert!(!ex.client_exempt(None, other));
-    assert!(ex.client_exempt(None, lan));
-    assert!(ex.client_exempt(None, "192.168.7.7".parse().expect("ip")));
+    let who = |client_id, principal, peer| crate::policy::scope::Subject { client_id, principal, peer, topic: None };
+    assert!(ex.client_exempt(&who(Some("metrics-agent"), None, other)));
+    assert!(!ex.client_exempt(&who(Some("billing"), None, other)));
+    assert!(!ex.client_exempt(&who(None, None, other)));
+    assert!(ex.client_exempt(&who(None, None, lan)));
+    assert!(ex.client_exempt(&who(None, None, "192.168.7.7".parse().expect("ip"))));
+    assert!(ex.client_exempt(&who(Some("billing"), Some("User:svc-billing"), other)), "by principal");
+    assert!(!ex.client_exempt(&who(Some("billing"), Some("User:alice"), other)));
     assert!(ex.topic_exempt("scratch.tmp"));
     assert!(!ex.topic_exempt("orders"));
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::file::{Audit, AuditSink, Limits, Listen, RawConfig, RawPolicies, RawScope, Upstream};
+use super::file::{Audit, AuditSink, ClientAuth, Limits, Listen, ListenTls, RawConfig, RawPolicies, RawScope, Upstream, UpstreamSasl};
 use super::Config;
 use crate::policy::rules::{Action, CreateTopics, CreateTopicsRule, Exemptions, Policies, ProduceAcksRule, RawExemptions, Scope};
 
@@ -42,6 +42,33 @@ fn check_listen(listen: &Listen, errors: &mut Vec<String>) {
     if listen.broker_port_base == Some(0) {
         errors.push("listen.broker_port_base must not be 0".into());
     }
+    if listen.backlog == 0 {
+        errors.push("listen.backlog must be above 0".into());
+    }
+    if let Some(tls) = &listen.tls {
+        check_listen_tls(tls, errors);
+    }
+}
+
+fn check_listen_tls(tls: &ListenTls, errors: &mut Vec<String>) {
+    if tls.client_auth != ClientAuth::None && tls.ca_file.is_none() {
+        errors.push("listen.tls.client_auth requested/required needs listen.tls.ca_file (the CA that signs client certificates)".into());
+    }
+    for (key, path) in [("cert_file", Some(&tls.cert_file)), ("key_file", Some(&tls.key_file)), ("ca_file", tls.ca_file.as_ref())] {
+        readable(&format!("listen.tls.{key}"), path, errors);
+    }
+    if let Err(e) = crate::identity::MappingRules::parse(&tls.principal_mapping_rules) {
+        errors.extend(e.into_iter().map(|e| format!("listen.tls.{e}")));
+    }
+}
+
+/// A file named in the configuration must be readable now, not at the first handshake.
+fn readable(key: &str, path: Option<&std::path::PathBuf>, errors: &mut Vec<String>) {
+    if let Some(p) = path {
+        if let Err(e) = std::fs::File::open(p) {
+            errors.push(format!("{key} {}: {e}", p.display()));
+        }
+    }
 }
 
 fn check_upstream(upstream: &Upstream, errors: &mut Vec<String>) {
@@ -58,6 +85,33 @@ fn check_upstream(upstream: &Upstream, errors: &mut Vec<String>) {
             errors.push(format!("upstream.{name} must be above 0"));
         }
     }
+    if let Some(tls) = &upstream.tls {
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            errors.push("upstream.tls needs both cert_file and key_file (mTLS to brokers), or neither".into());
+        }
+        for (key, path) in [("ca_file", &tls.ca_file), ("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+            readable(&format!("upstream.tls.{key}"), path.as_ref(), errors);
+        }
+    }
+    if let Some(sasl) = &upstream.sasl {
+        check_upstream_sasl(sasl, errors);
+    }
+}
+
+fn check_upstream_sasl(sasl: &UpstreamSasl, errors: &mut Vec<String>) {
+    if sasl.username.trim().is_empty() {
+        errors.push("upstream.sasl.username must not be empty".into());
+    }
+    match (&sasl.password_file, &sasl.password_env) {
+        (Some(_), Some(_)) | (None, None) => {
+            errors.push("upstream.sasl needs exactly one of password_file and password_env (never a password inline)".into())
+        }
+        (Some(f), None) => readable("upstream.sasl.password_file", Some(f), errors),
+        (None, Some(var)) if std::env::var_os(var).is_none() => {
+            errors.push(format!("upstream.sasl.password_env: environment variable {var} is not set"))
+        }
+        (None, Some(_)) => {}
+    }
 }
 
 pub(crate) fn is_host_port(s: &str) -> bool {
@@ -65,11 +119,29 @@ pub(crate) fn is_host_port(s: &str) -> bool {
 }
 
 fn check_limits(limits: &Limits, errors: &mut Vec<String>) {
-    if !(1024..=1024 * 1024 * 1024).contains(&limits.max_frame_bytes) {
+    let frame_ok = (1024..=1024 * 1024 * 1024).contains(&limits.max_frame_bytes);
+    if !frame_ok {
         errors.push(format!("limits.max_frame_bytes {} must be between 1024 and 1073741824", limits.max_frame_bytes));
     }
     if limits.max_in_flight == 0 {
         errors.push("limits.max_in_flight must be above 0".into());
+    }
+    for (name, v) in [
+        ("max_connections", limits.max_connections),
+        ("max_connections_per_source", limits.max_connections_per_source),
+        ("idle_timeout_ms", usize::try_from(limits.idle_timeout_ms).ok()),
+        ("tls_handshake_timeout_ms", usize::try_from(limits.tls_handshake_timeout_ms).ok()),
+    ] {
+        if v == Some(0) {
+            errors.push(format!("limits.{name} must be above 0"));
+        }
+    }
+    // Judged against a valid max_frame_bytes only: one mistake, one message.
+    if frame_ok && !(1024..=limits.max_frame_bytes).contains(&limits.pre_auth_max_frame_bytes) {
+        errors.push(format!(
+            "limits.pre_auth_max_frame_bytes {} must be between 1024 and limits.max_frame_bytes",
+            limits.pre_auth_max_frame_bytes
+        ));
     }
 }
 
@@ -138,10 +210,15 @@ fn scope(r: &RawScope, at: &str, base: &CreateTopics, names: &mut BTreeSet<Strin
         errors.push(format!("{at}.name `{}` is used by another scope", r.name));
     }
     let m = &r.matcher;
-    if m.topics.is_empty() && m.client_ids.is_empty() && m.source_cidrs.is_empty() {
-        errors.push(format!("{at}.match needs topics, client_ids or source_cidrs"));
+    if m.topics.is_empty() && m.client_ids.is_empty() && m.principals.is_empty() && m.source_cidrs.is_empty() {
+        errors.push(format!("{at}.match needs topics, client_ids, principals or source_cidrs"));
     }
-    let as_exemptions = RawExemptions { client_ids: m.client_ids.clone(), source_cidrs: m.source_cidrs.clone(), topics: m.topics.clone() };
+    let as_exemptions = RawExemptions {
+        client_ids: m.client_ids.clone(),
+        principals: m.principals.clone(),
+        source_cidrs: m.source_cidrs.clone(),
+        topics: m.topics.clone(),
+    };
     let ex = exemptions(&as_exemptions, &format!("{at}.match"), errors);
     if r.produce_acks.is_none() && r.create_topics.is_none() {
         errors.push(format!("{at} changes no rule: give produce_acks or create_topics"));
@@ -154,6 +231,7 @@ fn scope(r: &RawScope, at: &str, base: &CreateTopics, names: &mut BTreeSet<Strin
         name: r.name.clone(),
         topics: ex.topics,
         client_ids: ex.client_ids,
+        principals: ex.principals,
         source_cidrs: ex.source_cidrs,
         produce_acks: r.produce_acks.map(|p| p.action),
         create_topics: r.create_topics.as_ref().map(|p| p.apply(base)),
@@ -168,10 +246,10 @@ fn exemptions(raw: &RawExemptions, at: &str, errors: &mut Vec<String>) -> Exempt
             Err(_) => errors.push(format!("{at}.source_cidrs entry `{s}` is not an address or CIDR range")),
         }
     }
-    for (field, globs) in [("client_ids", &raw.client_ids), ("topics", &raw.topics)] {
+    for (field, globs) in [("client_ids", &raw.client_ids), ("principals", &raw.principals), ("topics", &raw.topics)] {
         if globs.iter().any(|g| g.as_str().is_empty()) {
             errors.push(format!("{at}.{field} has an empty pattern"));
         }
     }
-    Exemptions { client_ids: raw.client_ids.clone(), source_cidrs, topics: raw.topics.clone() }
+    Exemptions { client_ids: raw.client_ids.clone(), principals: raw.principals.clone(), source_cidrs, topics: raw.topics.clone() }
 }

@@ -110,8 +110,7 @@ async fn judge_change(ctx: &Ctx<'_>, view: &impl ClusterView, c: &Change, increm
         _ => Ok(Vec::new()),
     };
     let rule = &ctx.policies.create_topics;
-    let exempt =
-        rule.exempt.client_exempt(ctx.client_id(), ctx.peer().ip()) || (c.resource_type == TOPIC && rule.exempt.topic_exempt(&c.name));
+    let exempt = rule.exempt.client_exempt(&ctx.subject(None)) || (c.resource_type == TOPIC && rule.exempt.topic_exempt(&c.name));
     let resource = label(c.resource_type, &c.name);
     let (action, message) = match &findings {
         Err(e) if !exempt => ("reject", Some(format!("durability proxy refused the config change to {resource}: {e}"))),

@@ -77,8 +77,8 @@ pub fn judge(ctx: &Ctx<'_>, mut topic: CreatableTopic, validate_only: bool) -> V
     let new = NewTopic { name: &name, replication_factor: topic.replication_factor, assigned_replicas: assigned, configs: &configs };
     let (rules, scope) = ctx.topic_rules(Some(&name));
     let findings = topics::judge(rules, &ctx.defaults, &new);
-    let exempt = ctx.policies.create_topics.exempt.client_exempt(ctx.client_id(), ctx.peer().ip())
-        || ctx.policies.create_topics.exempt.topic_exempt(&name);
+    let exempt =
+        ctx.policies.create_topics.exempt.client_exempt(&ctx.subject(None)) || ctx.policies.create_topics.exempt.topic_exempt(&name);
     let action = if exempt && !findings.is_empty() { Some("exempt") } else { findings.iter().map(|f| f.action).max().map(Action::as_str) };
     let detail = serde_json::json!({
         "outcome": outcome(action),

@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 
 use super::{Disposition, Env, Route};
-use crate::audit::{Event, Origin};
+use crate::audit::Event;
 use crate::cluster::ClusterView;
 use crate::protocol::guard;
 use crate::protocol::RequestHeader;
@@ -12,13 +12,7 @@ use crate::protocol::RequestHeader;
 pub fn handle<V: ClusterView>(env: &Env<'_, V>, mut frame: BytesMut, h: &RequestHeader) -> Route {
     if let (true, Some(off)) = (env.policies.metadata.block_auto_topic_creation, h.body_offset) {
         if block_auto_create(&mut frame, off, h.api_version) {
-            let origin = Origin {
-                client_addr: env.peer,
-                client_id: h.client_id(&frame).map(str::to_owned),
-                api: "Metadata",
-                api_version: h.api_version,
-            };
-            env.audit.record(Event::auto_topic_creation(&origin));
+            env.audit.record(Event::auto_topic_creation(&env.origin(&frame, h)));
         }
     }
     Route::Forward(frame.freeze(), Disposition::Metadata)

@@ -20,6 +20,7 @@ use kafka_protocol::messages::ApiKey;
 
 use crate::audit::{AuditLog, Event, Origin};
 use crate::cluster::ClusterView;
+use crate::identity::Identity;
 use crate::policy::topics::BrokerDefaults;
 use crate::policy::Policies;
 use crate::protocol::versions::{allowed, api_name};
@@ -89,6 +90,7 @@ pub struct Env<'a, V> {
     pub audit: &'a AuditLog,
     pub cluster: &'a V,
     pub peer: SocketAddr,
+    pub identity: &'a Identity,
 }
 
 /// One request's context inside a handler.
@@ -115,7 +117,8 @@ impl Ctx<'_> {
 
     /// Who a scope is chosen for, for a given topic (None: a request about no topic).
     pub fn subject<'s>(&'s self, topic: Option<&'s str>) -> crate::policy::scope::Subject<'s> {
-        crate::policy::scope::Subject { client_id: self.client_id(), peer: self.peer().ip(), topic }
+        let principal = self.origin.principal.as_deref();
+        crate::policy::scope::Subject { client_id: self.client_id(), principal, peer: self.peer().ip(), topic }
     }
 
     /// The topic rules that apply to this client and topic, and the scope they came from.
@@ -125,18 +128,26 @@ impl Ctx<'_> {
 }
 
 impl<V: ClusterView> Env<'_, V> {
-    /// The context for one request; built only by handlers that judge it (it copies the client id).
+    /// Who sent this request, for audit events; built only for requests that are judged (it
+    /// copies the client id and principal).
+    pub fn origin(&self, frame: &[u8], h: &RequestHeader) -> Origin {
+        Origin {
+            client_addr: self.peer,
+            client_id: h.client_id(frame).map(str::to_owned),
+            principal: self.identity.principal(),
+            tls_subject: self.identity.tls_subject.clone(),
+            api: api_name(h.api_key),
+            api_version: h.api_version,
+        }
+    }
+
+    /// The context for one judged request.
     pub fn ctx(&self, frame: &[u8], h: &RequestHeader) -> Ctx<'_> {
         Ctx {
             policies: self.policies,
             defaults: self.cluster.broker_defaults(),
             audit: self.audit,
-            origin: Origin {
-                client_addr: self.peer,
-                client_id: h.client_id(frame).map(str::to_owned),
-                api: api_name(h.api_key),
-                api_version: h.api_version,
-            },
+            origin: self.origin(frame, h),
             correlation_id: h.correlation_id,
         }
     }

@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 
 use super::{Disposition, Env, HandlerError, Route};
-use crate::audit::{Event, Origin};
+use crate::audit::Event;
 use crate::cluster::ClusterView;
 use crate::policy::produce::{self as acks_rule, AcksInput, AcksVerdict, ACKS_ALL};
 use crate::protocol::errors::INVALID_REQUIRED_ACKS;
@@ -19,12 +19,14 @@ pub fn handle<V: ClusterView>(env: &Env<'_, V>, mut frame: BytesMut, h: &Request
     }
     let topics = produce_topics(&frame, h, &head).ok_or(HandlerError::Malformed("Produce"))?;
     let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
-    let client_id = h.client_id(&frame);
-    let decision = acks_rule::judge(env.policies, &AcksInput { acks: head.acks, client_id, peer: env.peer.ip(), topics: &names });
+    let principal = env.identity.principal();
+    let input =
+        AcksInput { acks: head.acks, client_id: h.client_id(&frame), principal: principal.as_deref(), peer: env.peer.ip(), topics: &names };
+    let decision = acks_rule::judge(env.policies, &input);
     if decision.verdict == AcksVerdict::Allow {
         return Ok(unchanged(frame, h, &head));
     }
-    let origin = Origin { client_addr: env.peer, client_id: client_id.map(str::to_owned), api: "Produce", api_version: h.api_version };
+    let origin = env.origin(&frame, h);
     let owned_names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     let event = |verdict: AcksVerdict, mut detail: serde_json::Value| {
         if let (Some(name), Some(obj)) = (decision.scope, detail.as_object_mut()) {

@@ -62,6 +62,8 @@ fn ctx<'a>(cfg: &'a Config, audit: &'a AuditLog, version: i16) -> Ctx<'a> {
     let origin = Origin {
         client_addr: "10.0.0.9:5000".parse().expect("addr"),
         client_id: Some("admin-tool".into()),
+        principal: None,
+        tls_subject: None,
         api: "Admin",
         api_version: version,
     };

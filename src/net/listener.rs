@@ -1,18 +1,19 @@
 //! Listening sockets and the accept loop: bind with a backlog that absorbs connection bursts,
-//! hand each accepted connection to a serve function, stop accepting on shutdown.
+//! admit each connection under the connection limits (or close it with a log line), hand it to
+//! a serve function, stop accepting on shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::transport::{Accepted, Stream};
-
-/// Listen backlog: std's default of 128 drops SYNs when hundreds of clients connect at once.
-pub const DEFAULT_BACKLOG: u32 = 1024;
+use super::limits::{ConnLimits, Permit};
+use super::transport::Accepted;
 
 /// Binds `addr` (host:port) with SO_REUSEADDR, so a restarted proxy rebinds at once.
 pub fn bind(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
@@ -28,26 +29,45 @@ pub fn bind(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// Accepts until `shutdown`, spawning `serve` for each connection on `tracker` (so a drain can
-/// wait for them). Dropping the listener on shutdown refuses new connections from then on.
-pub async fn accept_loop<F, Fut>(listener: TcpListener, name: String, shutdown: CancellationToken, tracker: TaskTracker, serve: F)
+/// What an accept loop shares with the rest of the proxy.
+pub struct AcceptCtx {
+    pub name: String,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+    pub limits: Arc<ConnLimits>,
+}
+
+/// Accepts until `shutdown`, spawning `serve` for each admitted connection on `tracker` (so a
+/// drain can wait for them). Dropping the listener on shutdown refuses new connections.
+pub async fn accept_loop<F, Fut>(listener: TcpListener, ctx: AcceptCtx, serve: F)
 where
-    F: Fn(Accepted) -> Fut,
+    F: Fn(Accepted, Permit) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let last_refusal_log = AtomicU64::new(0);
+    let started = Instant::now();
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = ctx.shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                tracker.spawn(serve(Accepted { stream: Stream::Tcp(stream), peer }));
-            }
+            Ok((tcp, peer)) => match ctx.limits.admit(peer.ip()) {
+                Ok(permit) => {
+                    let _ = tcp.set_nodelay(true);
+                    ctx.tracker.spawn(serve(Accepted { tcp, peer }, permit));
+                }
+                Err(refusal) => {
+                    // One line per second at most: a flood must not become a log flood.
+                    let now = started.elapsed().as_secs() + 1;
+                    if last_refusal_log.swap(now, Ordering::Relaxed) != now {
+                        tracing::warn!(%peer, listener = %ctx.name, refused_total = ctx.limits.refused(), "refusing client connection: {refusal}");
+                    }
+                }
+            },
             Err(e) => {
                 // Typically out of file descriptors: back off instead of spinning.
-                tracing::warn!(error = %e, listener = %name, "proxy failed to accept a connection");
+                tracing::warn!(error = %e, listener = %ctx.name, "proxy failed to accept a connection");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -10,7 +10,7 @@ use super::topics::RF;
 /// applies (exempt client or topic, or no replication-factor floor).
 pub fn minimum(p: &Policies, subject: &Subject<'_>, topic: &str) -> Option<(i16, Action)> {
     let rule = &p.create_topics;
-    if rule.exempt.client_exempt(subject.client_id, subject.peer) || rule.exempt.topic_exempt(topic) {
+    if rule.exempt.client_exempt(subject) || rule.exempt.topic_exempt(topic) {
         return None;
     }
     let (rules, _) = scope::topic_rules(p, &Subject { topic: Some(topic), ..*subject });
@@ -50,7 +50,7 @@ mod tests {
              policies:\n  create_topics:\n    replication_factor: {value: 3, action: upgrade}\n    exempt: {topics: ['tmp.*']}\n",
         )
         .expect("config");
-        let s = Subject { client_id: Some("ops"), peer: "192.0.2.1".parse().expect("ip"), topic: None };
+        let s = Subject { client_id: Some("ops"), principal: None, peer: "192.0.2.1".parse().expect("ip"), topic: None };
         assert_eq!(minimum(&cfg.policies, &s, "orders"), Some((3, Action::Reject)), "upgrade refuses: assignments are not rewritten");
         assert_eq!(minimum(&cfg.policies, &s, "tmp.x"), None);
     }

@@ -14,6 +14,7 @@ use super::scope::{self, Subject};
 pub struct AcksInput<'a> {
     pub acks: i16,
     pub client_id: Option<&'a str>,
+    pub principal: Option<&'a str>,
     pub peer: IpAddr,
     pub topics: &'a [&'a str],
 }
@@ -65,7 +66,9 @@ pub fn judge<'a>(p: &'a Policies, input: &AcksInput<'_>) -> AcksDecision<'a> {
     let per_topic: Vec<(Action, Option<&'a str>)> = input
         .topics
         .iter()
-        .map(|t| scope::acks_action(p, &Subject { client_id: input.client_id, peer: input.peer, topic: Some(t) }))
+        .map(|t| {
+            scope::acks_action(p, &Subject { client_id: input.client_id, principal: input.principal, peer: input.peer, topic: Some(t) })
+        })
         .collect();
     let action_for =
         |t: &str| input.topics.iter().position(|n| *n == t).and_then(|i| per_topic.get(i)).map_or(p.produce_acks.action, |a| a.0);
@@ -100,7 +103,7 @@ pub fn judge_rule(rule: &ProduceAcksRule, input: &AcksInput<'_>, action_for: imp
         return Enforced::Allow;
     }
     let ex = &rule.exempt;
-    if ex.client_exempt(input.client_id, input.peer) {
+    if ex.client_exempt(&Subject { client_id: input.client_id, principal: input.principal, peer: input.peer, topic: None }) {
         return Enforced::Exempt;
     }
     if input.topics.is_empty() {

@@ -2,11 +2,10 @@
 //! actions with their order, floors and checks, topic rules, exemptions, scopes, and the bundle
 //! of all of them that a reload swaps atomically.
 
-use std::net::IpAddr;
-
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use super::scope::Subject;
 use crate::pattern::Glob;
 
 /// What a rule does with a request that breaks it. Ordered from least to most strict, so "the
@@ -157,6 +156,9 @@ impl CreateTopicsPatch {
 pub struct RawExemptions {
     #[serde(default)]
     pub client_ids: Vec<Glob>,
+    /// Authenticated principals (`User:alice`), patterns like client ids.
+    #[serde(default)]
+    pub principals: Vec<Glob>,
     #[serde(default)]
     pub source_cidrs: Vec<String>,
     #[serde(default)]
@@ -167,14 +169,16 @@ pub struct RawExemptions {
 #[derive(Clone, Debug, Default)]
 pub struct Exemptions {
     pub client_ids: Vec<Glob>,
+    pub principals: Vec<Glob>,
     pub source_cidrs: Vec<IpNet>,
     pub topics: Vec<Glob>,
 }
 
 impl Exemptions {
-    pub fn client_exempt(&self, client_id: Option<&str>, peer: IpAddr) -> bool {
-        let by_id = client_id.is_some_and(|id| self.client_ids.iter().any(|g| g.matches(id)));
-        by_id || self.source_cidrs.iter().any(|n| n.contains(&peer))
+    /// Whether the client (by id, principal or source address) is exempt, whatever the topic.
+    pub fn client_exempt(&self, s: &Subject<'_>) -> bool {
+        let any = |globs: &[Glob], text: Option<&str>| text.is_some_and(|t| globs.iter().any(|g| g.matches(t)));
+        any(&self.client_ids, s.client_id) || any(&self.principals, s.principal) || self.source_cidrs.iter().any(|n| n.contains(&s.peer))
     }
 
     pub fn topic_exempt(&self, topic: &str) -> bool {
@@ -188,6 +192,7 @@ pub struct Scope {
     pub name: String,
     pub topics: Vec<Glob>,
     pub client_ids: Vec<Glob>,
+    pub principals: Vec<Glob>,
     pub source_cidrs: Vec<IpNet>,
     pub produce_acks: Option<Action>,
     pub create_topics: Option<CreateTopics>,

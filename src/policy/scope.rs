@@ -13,6 +13,8 @@ use crate::pattern::Glob;
 #[derive(Clone, Copy, Debug)]
 pub struct Subject<'a> {
     pub client_id: Option<&'a str>,
+    /// The authenticated principal (`User:alice`), from SASL or a client certificate.
+    pub principal: Option<&'a str>,
     pub peer: IpAddr,
     pub topic: Option<&'a str>,
 }
@@ -35,13 +37,14 @@ fn best_glob(globs: &[Glob], text: Option<&str>) -> Option<Option<usize>> {
 fn specificity(scope: &Scope, s: &Subject<'_>) -> Option<Specificity> {
     let topic = best_glob(&scope.topics, s.topic)?;
     let client = best_glob(&scope.client_ids, s.client_id)?;
+    let principal = best_glob(&scope.principals, s.principal)?;
     let source = if scope.source_cidrs.is_empty() {
         None
     } else {
         Some(scope.source_cidrs.iter().filter(|n| n.contains(&s.peer)).map(|n| n.prefix_len()).max()?)
     };
-    let criteria = usize::from(topic.is_some()) + usize::from(client.is_some()) + usize::from(source.is_some());
-    Some((criteria, topic.unwrap_or(0) + client.unwrap_or(0), source.unwrap_or(0)))
+    let criteria = [topic.is_some(), client.is_some(), principal.is_some(), source.is_some()].iter().filter(|m| **m).count();
+    Some((criteria, topic.unwrap_or(0) + client.unwrap_or(0) + principal.unwrap_or(0), source.unwrap_or(0)))
 }
 
 /// The most specific scope among those for which `has_rule` holds.
@@ -94,7 +97,8 @@ mod tests {
         let cfg = cfg();
         let lan: IpAddr = "10.8.1.1".parse().expect("ip");
         let wan: IpAddr = "192.0.2.1".parse().expect("ip");
-        let acks = |client: Option<&str>, peer, topic| acks_action(&cfg.policies, &Subject { client_id: client, peer, topic });
+        let acks =
+            |client: Option<&str>, peer, topic| acks_action(&cfg.policies, &Subject { client_id: client, principal: None, peer, topic });
         type Case<'a> = (Option<&'a str>, IpAddr, Option<&'a str>, (Action, Option<&'a str>));
         let cases: &[Case] = &[
             (Some("app"), wan, Some("orders"), (Action::Upgrade, None)),
@@ -116,13 +120,13 @@ mod tests {
         let cfg = cfg();
         let lan: IpAddr = "10.1.1.1".parse().expect("ip");
         let wan: IpAddr = "192.0.2.1".parse().expect("ip");
-        let (r, name) = topic_rules(&cfg.policies, &Subject { client_id: None, peer: wan, topic: Some("payments.x") });
+        let (r, name) = topic_rules(&cfg.policies, &Subject { client_id: None, principal: None, peer: wan, topic: Some("payments.x") });
         assert_eq!((r.replication_factor.value, r.min_insync_replicas.value, name), (Some(5), Some(2), Some("payments")));
-        let (r, name) = topic_rules(&cfg.policies, &Subject { client_id: None, peer: lan, topic: Some("scratch") });
+        let (r, name) = topic_rules(&cfg.policies, &Subject { client_id: None, principal: None, peer: lan, topic: Some("scratch") });
         assert_eq!((r.replication_factor.value, r.min_insync_replicas.value, name), (Some(3), Some(1), Some("lab")));
         // A broker change (no topic) from the lab range: the lab scope names no topics, so it applies.
-        assert_eq!(topic_rules(&cfg.policies, &Subject { client_id: None, peer: lan, topic: None }).1, Some("lab"));
-        assert_eq!(topic_rules(&cfg.policies, &Subject { client_id: None, peer: wan, topic: Some("orders") }).1, None);
+        assert_eq!(topic_rules(&cfg.policies, &Subject { client_id: None, principal: None, peer: lan, topic: None }).1, Some("lab"));
+        assert_eq!(topic_rules(&cfg.policies, &Subject { client_id: None, principal: None, peer: wan, topic: Some("orders") }).1, None);
     }
 
     #[test]

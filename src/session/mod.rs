@@ -16,15 +16,31 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::cluster::Target;
-use crate::error::SessionError;
+use crate::error::{SessionError, Side};
+use crate::identity::Identity;
+use crate::net::limits::Permit;
 use crate::net::{transport, Accepted, FrameReader, FrameWriter, Stream};
 use crate::state::Proxy;
 use requests::Requests;
 use responses::Responses;
 
-/// Serves one accepted client connection until either side closes or fails.
-pub async fn run(proxy: Arc<Proxy>, client: Accepted, target: Target) {
+/// Serves one accepted client connection until either side closes or fails. The permit holds
+/// its place under the connection limits until it ends.
+pub async fn run(proxy: Arc<Proxy>, client: Accepted, _permit: Permit, target: Target) {
     let peer = client.peer;
+    let (stream, identity) = match &proxy.tls_server {
+        None => (Stream::Tcp(client.tcp), Identity::default()),
+        Some(tls) => match tls.accept(client.tcp).await {
+            Ok((stream, cert)) => {
+                let (subject, principal) = cert.map(|c| (Some(c.subject), c.principal)).unwrap_or_default();
+                (stream, Identity::from_tls(subject, principal))
+            }
+            Err(e) => {
+                warn!(%peer, side = %Side::Client, error = %e, "closing client connection");
+                return;
+            }
+        },
+    };
     let broker = match connect(&proxy, target).await {
         Ok(b) => b,
         Err(e) => {
@@ -32,17 +48,24 @@ pub async fn run(proxy: Arc<Proxy>, client: Accepted, target: Target) {
             return;
         }
     };
-    let (cr, cw) = client.stream.into_split();
+    let (cr, cw) = stream.into_split();
     let (br, bw) = broker.into_split();
-    match serve_halves(&proxy, peer, cr, cw, br, bw).await {
+    match serve_halves(&proxy, peer, &identity, (cr, cw), (br, bw)).await {
         Ok(()) => debug!(%peer, "connection closed"),
         Err(e) => warn!(%peer, side = %e.side(), error = %e, "closing client connection"),
     }
 }
 
-/// Serves one client over already-connected stream halves: the transport's halves in
-/// production, and in-memory pipes where a test measures the forward path itself.
-pub async fn serve_halves<CR, CW, BR, BW>(proxy: &Arc<Proxy>, peer: SocketAddr, cr: CR, cw: CW, br: BR, bw: BW) -> Result<(), SessionError>
+/// Serves one client over already-connected stream halves, (read, write) for the client and for
+/// the broker: the transport's halves in production, and in-memory pipes where a test measures
+/// the forward path itself.
+pub async fn serve_halves<CR, CW, BR, BW>(
+    proxy: &Arc<Proxy>,
+    peer: SocketAddr,
+    identity: &Identity,
+    (cr, cw): (CR, CW),
+    (br, bw): (BR, BW),
+) -> Result<(), SessionError>
 where
     CR: AsyncRead + Unpin,
     CW: AsyncWrite + Unpin,
@@ -52,7 +75,8 @@ where
     let cfg = proxy.config();
     let limits = &cfg.limits;
     let (tx, rx) = mpsc::channel(limits.max_in_flight);
-    let requests = Requests { proxy, peer, reader: FrameReader::new(cr, limits.max_frame_bytes), writer: FrameWriter::new(bw), tx };
+    let requests =
+        Requests { proxy, peer, identity, reader: FrameReader::new(cr, limits.max_frame_bytes), writer: FrameWriter::new(bw), tx };
     let responses = Responses {
         proxy,
         peer,
@@ -116,7 +140,7 @@ async fn connect(proxy: &Proxy, target: Target) -> Result<Stream, SessionError> 
     let timeout = Duration::from_millis(cfg.upstream.connect_timeout_ms);
     let mut last = SessionError::Proxy("no upstream address".into());
     for addr in addrs {
-        match transport::connect(&addr, timeout).await {
+        match transport::connect(&addr, timeout, proxy.tls_client.as_deref()).await {
             Ok(s) => return Ok(s),
             Err(e) => last = SessionError::BrokerConnect { addr, reason: e.to_string() },
         }

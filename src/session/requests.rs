@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::inflight::Pending;
 use crate::error::SessionError;
 use crate::handlers::{self, Env, HandlerError};
+use crate::identity::Identity;
 use crate::net::{FrameReader, FrameWriter, ReadError};
 use crate::protocol::peek_request_header;
 use crate::state::Proxy;
@@ -18,6 +19,7 @@ use crate::state::Proxy;
 pub struct Requests<'a, R, W> {
     pub proxy: &'a Arc<Proxy>,
     pub peer: SocketAddr,
+    pub identity: &'a Identity,
     pub reader: FrameReader<R>,
     pub writer: FrameWriter<W>,
     pub tx: mpsc::Sender<Pending>,
@@ -73,7 +75,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
     async fn handle(&mut self, frame: BytesMut) -> Result<bool, SessionError> {
         let header = peek_request_header(&frame).ok_or_else(|| SessionError::Client("malformed request header".into()))?;
         let cfg = self.proxy.config();
-        let env = Env { policies: &cfg.policies, audit: &self.proxy.audit, cluster: &self.proxy.cluster, peer: self.peer };
+        let env = Env {
+            policies: &cfg.policies,
+            audit: &self.proxy.audit,
+            cluster: &self.proxy.cluster,
+            peer: self.peer,
+            identity: self.identity,
+        };
         let route = handlers::route(&env, frame, &header).await.map_err(handler_error)?;
         let (bytes, pending) = Pending::of(route, &header);
         let closing = matches!(pending, Pending::Close);

@@ -6,4 +6,5 @@ mod governance;
 mod old_clients;
 mod secure_bed;
 mod support;
+mod tls;
 mod with_tansu;

@@ -9,6 +9,7 @@ fn rule(action: Action) -> ProduceAcksRule {
         action,
         exempt: Exemptions {
             client_ids: vec![Glob::new("metrics-*")],
+            principals: vec![Glob::new("User:batch-*")],
             source_cidrs: vec!["10.9.0.0/16".parse().expect("cidr")],
             topics: vec![Glob::new("scratch.*")],
         },
@@ -37,7 +38,7 @@ fn table() {
     ];
     for (action, acks, client_id, peer, topics, want) in cases {
         let r = rule(*action);
-        let got = judge_rule(&r, &AcksInput { acks: *acks, client_id: *client_id, peer: *peer, topics }, |_| r.action);
+        let got = judge_rule(&r, &AcksInput { acks: *acks, client_id: *client_id, principal: None, peer: *peer, topics }, |_| r.action);
         assert_eq!(got, *want, "{action:?} acks={acks} client={client_id:?} peer={peer} topics={topics:?}");
     }
 }
@@ -51,7 +52,8 @@ fn the_strictest_topic_rule_decides() {
         "clicks" => Action::Audit,
         _ => Action::Upgrade,
     };
-    let judge = |topics: &[&str]| judge_rule(&r, &AcksInput { acks: 1, client_id: Some("app"), peer: wan, topics }, per_topic);
+    let judge =
+        |topics: &[&str]| judge_rule(&r, &AcksInput { acks: 1, client_id: Some("app"), principal: None, peer: wan, topics }, per_topic);
     assert_eq!(judge(&["clicks"]), Enforced::Act(Action::Audit));
     assert_eq!(judge(&["clicks", "orders"]), Enforced::Act(Action::Upgrade));
     assert_eq!(judge(&["orders", "payments", "clicks"]), Enforced::Act(Action::Reject));
@@ -68,7 +70,7 @@ fn verdicts_name_the_deciding_scope_and_close_what_cannot_be_answered() {
     .expect("config");
     let wan: IpAddr = "172.20.0.5".parse().expect("ip");
     let judge = |acks: i16, topics: &[&str]| {
-        let d = super::judge(&cfg.policies, &AcksInput { acks, client_id: Some("app"), peer: wan, topics });
+        let d = super::judge(&cfg.policies, &AcksInput { acks, client_id: Some("app"), principal: None, peer: wan, topics });
         (d.verdict, d.scope.map(str::to_owned))
     };
     assert_eq!(judge(-1, &["orders"]), (AcksVerdict::Allow, None));

@@ -100,6 +100,14 @@ pub fn proxy_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kafka-durability-proxy")
 }
 
+/// Extra configuration: lines inside `listen:` and `upstream:`, and whole sections after them.
+#[derive(Clone, Debug, Default)]
+pub struct Sections {
+    pub listen: String,
+    pub upstream: String,
+    pub extra: String,
+}
+
 /// The proxy binary on its own config file.
 pub struct Proxy {
     pub proc: Proc,
@@ -108,14 +116,17 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// `policy_yaml` is the `policies:` section body, indented by two spaces per level.
-    pub fn start(dir: &Path, upstream: u16, broker_ports: &[(i32, u16)], extra_yaml: &str) -> Proxy {
+    /// With lines added to the `listen:` and `upstream:` sections (indented by two spaces).
+    pub fn start_with(dir: &Path, upstream: u16, broker_ports: &[(i32, u16)], s: &Sections) -> Proxy {
         let bootstrap = free_port();
         let ports: String = broker_ports.iter().map(|(n, p)| format!("{n}: {p}, ")).collect();
         let cfg = format!(
-            "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_ports: {{{ports}}}\n\
-             upstream:\n  bootstrap_servers: [\"127.0.0.1:{upstream}\"]\n  connect_timeout_ms: 5000\n\
-             audit:\n  sink: file\n  path: {audit}\n  window_secs: 1\n{extra_yaml}",
+            "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_ports: {{{ports}}}\n{listen}\
+             upstream:\n  bootstrap_servers: [\"127.0.0.1:{upstream}\"]\n  connect_timeout_ms: 5000\n{up}\
+             audit:\n  sink: file\n  path: {audit}\n  window_secs: 1\n{extra}",
+            listen = s.listen,
+            up = s.upstream,
+            extra = s.extra,
             audit = dir.join("audit.jsonl").display()
         );
         Self::start_with_config(dir, bootstrap, &cfg)
@@ -214,13 +225,17 @@ pub const TANSU_NODE: i32 = 111;
 
 impl Bed {
     pub fn start(extra_yaml: &str) -> Bed {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_with(tempfile::tempdir().expect("tempdir"), &Sections { extra: extra_yaml.to_owned(), ..Sections::default() })
+    }
+
+    /// In `dir` (where a test may have put certificates first), with extra configuration.
+    pub fn start_with(dir: tempfile::TempDir, sections: &Sections) -> Bed {
         let tansu_port = free_port();
         // The relay binds first (it must exist before tansu advertises it) and holds its port.
         let relay = relay::Relay::start(tansu_port);
         let tansu = start_tansu(dir.path(), tansu_port, relay.port);
         let broker_port = free_port();
-        let proxy = Proxy::start(dir.path(), relay.port, &[(TANSU_NODE, broker_port)], extra_yaml);
+        let proxy = Proxy::start_with(dir.path(), relay.port, &[(TANSU_NODE, broker_port)], sections);
         // Start-up discovery binds the broker's listener without any client asking.
         wait_for_port(broker_port, "proxy broker listener");
         Bed { _dir: dir, relay, proxy, broker_port, _tansu: tansu }

@@ -54,6 +54,21 @@ impl Pki {
         Pki { dir: dir.to_owned(), ca, server, server_combined, issuer }
     }
 
+    /// A new server certificate (new key, same names and CA) written over `server.pem` and
+    /// `server.key`, as an operator rotating certificates would; returns the new certificate's PEM.
+    pub fn reissue_server(&self) -> String {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).expect("server params");
+        params.distinguished_name = dn("CN=localhost,O=Example,OU=rotated");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let staging = self.dir.join("staging");
+        std::fs::create_dir_all(&staging).expect("staging");
+        let (files, cert_pem, _) = sign(&staging, "server", params, &self.issuer);
+        // Key first, then certificate, each by rename: a reload never sees half a file.
+        std::fs::rename(&files.key, &self.server.key).expect("rename key");
+        std::fs::rename(&files.cert, &self.server.cert).expect("rename cert");
+        cert_pem
+    }
+
     /// A client certificate for `subject` (comma-separated `CN=`, `OU=`, `O=`, `L=`, `ST=`, `C=`
     /// attributes, no escapes, e.g. `CN=alice,OU=payments,O=Example`), signed by this CA, written
     /// to `NAME.pem` and `NAME.key`.

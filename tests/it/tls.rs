@@ -1,0 +1,238 @@
+//! TLS through the proxy, with real clients and tansu: clients speak TLS to every proxy listener
+//! (bootstrap and per broker), the proxy speaks TLS to brokers behind haproxy, client
+//! certificates become principals for audit and scopes, certificates reload without dropping
+//! connections, and plaintext on a TLS port is named as such.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_durability_proxy::protocol::encode as frames;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::secure::{kclient_secure, start_haproxy_tls, ClientSecurity, Pki};
+use crate::support::{free_port, kclient, start_tansu, wait_for_port, Bed, Proxy, Sections, TANSU_NODE};
+
+fn listen_tls(pki: &Pki, extra: &str) -> String {
+    format!("  tls:\n    cert_file: {}\n    key_file: {}\n{extra}", pki.server.cert.display(), pki.server.key.display())
+}
+
+fn produce(addr: &str, lib: &str, id: &str, topic: &str, count: usize, sec: &ClientSecurity) -> Value {
+    let n = count.to_string();
+    let args = [
+        "produce",
+        "--lib",
+        lib,
+        "--bootstrap",
+        addr,
+        "--topic",
+        topic,
+        "--acks",
+        "1",
+        "--client-id",
+        id,
+        "--prefix",
+        id,
+        "--count",
+        &n,
+        "--one-per-request",
+    ];
+    kclient_secure(&args, sec)
+}
+
+/// Sends `bytes` and reports whether the peer closed (or reset) the connection without answering.
+fn refused_at_once(port: u16, bytes: &[u8]) -> bool {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.write_all(bytes).expect("write");
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    }
+}
+
+fn wait_log(proxy: &Proxy, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if proxy.log().contains(needle) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("proxy log never said `{needle}`:\n{}", proxy.log());
+}
+
+#[test]
+fn clients_speak_tls_to_every_proxy_listener() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::generate(&dir.path().join("pki"));
+    let bed = Bed::start_with(dir, &Sections { listen: listen_tls(&pki, ""), ..Sections::default() });
+    let tls = ClientSecurity::ssl(&pki.ca);
+    let spec = r#"[{"name": "tls-orders", "rf": 3, "configs": {"min.insync.replicas": "2"}}]"#;
+    let created = kclient_secure(&["create-topics", "--bootstrap", &bed.proxy.addr(), "--spec", spec], &tls);
+    assert_eq!(created["results"]["tls-orders"]["code"], 0, "{created}");
+    for (lib, id) in [("confluent", "ck-tls"), ("kafka-python", "kp-tls")] {
+        let r = produce(&bed.proxy.addr(), lib, id, "tls-orders", 5, &tls);
+        assert_eq!(r["delivered"], 5, "{lib} over TLS: {r}");
+        let p = bed.relay.produces(id);
+        assert!(!p.is_empty() && p.iter().all(|s| s.acks == Some(-1)), "{lib}: acks upgraded behind TLS: {p:?}");
+    }
+    let read =
+        kclient_secure(&["consume", "--bootstrap", &bed.proxy.addr(), "--topic", "tls-orders", "--expect", "10", "--group", "g-tls"], &tls);
+    assert_eq!(read["count"], 10, "{read}");
+    // The broker listener (where Metadata sends clients) serves TLS too: a plaintext request there
+    // is refused and named in the log.
+    let api_versions = frames::request(ApiKey::ApiVersions, 0, 1, Some("plain"), &ApiVersionsRequest::default()).expect("encode");
+    for port in [bed.proxy.bootstrap, bed.broker_port] {
+        assert!(refused_at_once(port, &api_versions), "port {port}: plaintext gets no Kafka answer on a TLS listener");
+    }
+    wait_log(&bed.proxy, "client sent plaintext to a TLS listener");
+    assert!(bed.proxy.log().contains("peer=127.0.0.1:"), "the log line names the peer");
+    // A plaintext client library fails to talk to it.
+    let r = kclient(&["metadata", "--bootstrap", &bed.proxy.addr(), "--timeout", "5"]);
+    assert!(r["brokers"].as_array().is_none_or(|b| b.is_empty()) || r["failed"] == true, "{r}");
+}
+
+#[test]
+fn client_certificates_name_the_principal_for_audit_and_scopes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::generate(&dir.path().join("pki"));
+    // Attributes in certificate order; Kafka (RFC 2253) shows them most specific first.
+    let alice = pki.client_cert("alice", "O=Example,OU=payments,CN=Alice");
+    let bob = pki.client_cert("bob", "O=Example,OU=ops,CN=bob");
+    let rules = format!(
+        "    client_auth: required\n    ca_file: {}\n    principal_mapping_rules: ['RULE:^CN=([^,]*),OU=payments,.*$/$1/L', 'DEFAULT']\n",
+        pki.ca.display()
+    );
+    let policies =
+        "policies:\n  scopes:\n    - name: alice-strict\n      match: {principals: ['User:alice']}\n      produce_acks: {action: reject}\n";
+    let mut bed = Bed::start_with(dir, &Sections { listen: listen_tls(&pki, &rules), extra: policies.into(), ..Sections::default() });
+    let as_alice = ClientSecurity::ssl(&pki.ca).with_client_cert(&alice);
+    let as_bob = ClientSecurity::ssl(&pki.ca).with_client_cert(&bob);
+    let spec = r#"[{"name": "mtls", "rf": 3, "configs": {"min.insync.replicas": "2"}}]"#;
+    assert_eq!(kclient_secure(&["create-topics", "--bootstrap", &bed.proxy.addr(), "--spec", spec], &as_bob)["results"]["mtls"]["code"], 0);
+    let a = produce(&bed.proxy.addr(), "confluent", "alice-app", "mtls", 2, &as_alice);
+    assert!(a["errors"].as_array().is_some_and(|e| e.len() == 2 && e.iter().all(|e| e["code"] == 21)), "alice's scope rejects acks=1: {a}");
+    let b = produce(&bed.proxy.addr(), "confluent", "bob-app", "mtls", 2, &as_bob);
+    assert_eq!(b["delivered"], 2, "bob is outside the scope: upgraded: {b}");
+    let none = produce(&bed.proxy.addr(), "kafka-python", "anon", "mtls", 1, &ClientSecurity::ssl(&pki.ca));
+    assert_ne!(none["delivered"], 1, "client_auth required: no certificate, no connection: {none}");
+    bed.proxy.stop();
+    let audit = bed.proxy.audit();
+    let line = |id: &str| {
+        audit.iter().find(|l| l["client_id"] == id && l["event"] == "weak_acks").cloned().unwrap_or_else(|| panic!("{id}: {audit:#?}"))
+    };
+    let (a, b) = (line("alice-app"), line("bob-app"));
+    assert_eq!(
+        (a["principal"].as_str(), a["tls_subject"].as_str(), a["action"].as_str()),
+        (Some("User:alice"), Some("CN=Alice,OU=payments,O=Example"), Some("reject"))
+    );
+    assert_eq!(a["detail"]["scope"], "alice-strict");
+    assert_eq!(
+        (b["principal"].as_str(), b["action"].as_str()),
+        (Some("User:CN=bob,OU=ops,O=Example"), Some("upgrade")),
+        "DEFAULT keeps the subject"
+    );
+    assert!(
+        bed.proxy.log().contains("TLS handshake failed") || bed.proxy.log().contains("closing client connection"),
+        "{}",
+        bed.proxy.log()
+    );
+}
+
+#[test]
+fn the_proxy_speaks_tls_to_brokers_behind_haproxy() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::generate(&dir.path().join("pki"));
+    let (tansu_port, tls_port, node_port) = (free_port(), free_port(), free_port());
+    let _haproxy = start_haproxy_tls(dir.path(), tls_port, tansu_port, &pki.server_combined);
+    let _tansu = start_tansu(dir.path(), tansu_port, tls_port);
+    let upstream = format!("  tls:\n    ca_file: {}\n", pki.ca.display());
+    let mut proxy = Proxy::start_with(dir.path(), tls_port, &[(TANSU_NODE, node_port)], &Sections { upstream, ..Sections::default() });
+    wait_for_port(node_port, "broker listener, from discovery over TLS");
+    let spec = r#"[{"name": "behind-tls", "rf": 3, "configs": {"min.insync.replicas": "2"}}, {"name": "thin", "rf": 1}]"#;
+    let created = kclient(&["create-topics", "--bootstrap", &proxy.addr(), "--spec", spec]);
+    assert_eq!(
+        (created["results"]["behind-tls"]["code"].as_i64(), created["results"]["thin"]["code"].as_i64()),
+        (Some(0), Some(44)),
+        "{created}"
+    );
+    let r = kclient(&[
+        "produce",
+        "--bootstrap",
+        &proxy.addr(),
+        "--topic",
+        "behind-tls",
+        "--acks",
+        "0",
+        "--count",
+        "20",
+        "--client-id",
+        "plain-app",
+    ]);
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    let read = kclient(&["consume", "--bootstrap", &proxy.addr(), "--topic", "behind-tls", "--expect", "20", "--group", "g-up"]);
+    assert_eq!(read["count"], 20, "{read}");
+    proxy.stop();
+    assert!(proxy.audit().iter().any(|l| l["client_id"] == "plain-app" && l["action"] == "upgrade"));
+}
+
+/// A TLS client that trusts `ca`: connects, returns the certificate the server presented.
+async fn tls_connect(port: u16, ca: &std::path::Path) -> (tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Vec<u8>) {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).expect("ca") {
+        roots.add(c.expect("ca cert")).expect("add");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.expect("handshake");
+    let presented = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).expect("server cert");
+    (tls, presented)
+}
+
+async fn api_versions_round_trip(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>, corr: i32) {
+    let req = frames::request(ApiKey::ApiVersions, 3, corr, Some("held"), &ApiVersionsRequest::default()).expect("encode");
+    tls.write_all(&req).await.expect("write");
+    let mut size = [0u8; 4];
+    tls.read_exact(&mut size).await.expect("size");
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    tls.read_exact(&mut body).await.expect("body");
+    assert_eq!(&body[..4], &corr.to_be_bytes(), "answered on the held connection");
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("pem").to_vec()
+}
+
+#[test]
+fn certificates_reload_without_dropping_connections() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::generate(&dir.path().join("pki"));
+    let bed = Bed::start_with(dir, &Sections { listen: listen_tls(&pki, ""), ..Sections::default() });
+    let rt = crate::support::runtime();
+    let original = pem_der(&std::fs::read_to_string(&pki.server.cert).expect("cert"));
+    let (mut held, presented) = rt.block_on(tls_connect(bed.proxy.bootstrap, &pki.ca));
+    assert_eq!(presented, original);
+    rt.block_on(api_versions_round_trip(&mut held, 1));
+    let rotated = pem_der(&pki.reissue_server());
+    wait_log(&bed.proxy, "TLS certificates reloaded");
+    let (_, now) = rt.block_on(tls_connect(bed.proxy.bootstrap, &pki.ca));
+    assert_eq!(now, rotated, "new handshakes get the new certificate");
+    rt.block_on(api_versions_round_trip(&mut held, 2));
+    // SIGHUP reloads on demand too.
+    let _ = std::process::Command::new("kill").arg("-HUP").arg(bed.proxy.proc.child.id().to_string()).status();
+    let (_, again) = rt.block_on(tls_connect(bed.proxy.bootstrap, &pki.ca));
+    assert_eq!(again, rotated);
+}
