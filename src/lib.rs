@@ -2,11 +2,12 @@
 //!
 //! Layout, one job per module (docs/architecture.md follows a request through them):
 //! - `protocol`: bytes on the wire — cursor, frames, header peeks, the acks patch, guards,
-//!   the API/version table, frame building, the one table of Kafka error codes. Knows no policy.
+//!   the API/version table, frame building, the one table of Kafka error codes, the principal
+//!   read from a relayed SASL exchange. Knows no policy.
 //! - `net`: transports (plain TCP; TLS to come), framed reading and vectored writing,
 //!   listeners and the accept loop with shutdown.
 //! - `cluster`: what the proxy knows of and asks of the cluster — topology, discovery, broker
-//!   defaults, its own pooled client with side-typed errors, the `ClusterView` trait.
+//!   defaults, its own pooled client with side-typed errors and SASL client, the `ClusterView` trait.
 //! - `policy`: pure rules (no tokio, no sockets): rule types, acks, topics, configs,
 //!   partitions, deletes, scopes.
 //! - `handlers`: one file per API the proxy judges: decode (guarded) → policy → answer,

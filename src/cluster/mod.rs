@@ -1,10 +1,11 @@
 //! What the proxy knows of, and asks of, the cluster: the topology (node id, upstream address,
 //! proxy listener), discovery and broker defaults, and the proxy's own pooled client with its
-//! typed errors. Handlers reach it only through the `ClusterView` trait.
+//! typed errors and its SASL client (`sasl`). Handlers reach it only through the `ClusterView` trait.
 
 pub mod client;
 pub mod discovery;
 pub mod error;
+pub mod sasl;
 pub mod topology;
 pub mod view;
 
