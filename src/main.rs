@@ -106,7 +106,7 @@ fn tls_check(cfg: &config::Config) -> Result<(), String> {
 
 async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
     let (log, writer) = audit::start(&cfg.audit).await.map_err(|e| anyhow::anyhow!("proxy cannot open the audit sink: {e}"))?;
-    let proxy = state::Proxy::new(cfg, log).map_err(|e| anyhow::anyhow!("proxy cannot load its TLS material: {e}"))?;
+    let proxy = state::Proxy::new(cfg, log).map_err(|e| anyhow::anyhow!("proxy cannot start: {e}"))?;
     server::start(proxy.clone()).await.map_err(|e| anyhow::anyhow!("proxy cannot bind the bootstrap listener: {e}"))?;
     let reloading = proxy.clone();
     tokio::spawn(config::reload::watch(path, move |cfg| reloading.reload(cfg)));

@@ -12,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditLog;
+use crate::cluster::auth::Credentials;
+use crate::cluster::sasl::Secret;
 use crate::cluster::{ClientSettings, Cluster};
+use crate::config::file::UpstreamSasl;
 use crate::config::Config;
 use crate::net::limits::{self, ConnLimits};
 use crate::net::listener::bind;
@@ -20,6 +23,27 @@ use crate::net::tls::{TlsClient, TlsError, TlsServer};
 use crate::rewrite::{Endpoints, RewriteError};
 
 type Serve = Box<dyn Fn(i32, TcpListener) + Send + Sync>;
+
+/// Why the proxy cannot start with a configuration that validated.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("upstream.sasl: {0}")]
+    Credentials(String),
+}
+
+/// The proxy's own credentials, the password read from its file or environment variable.
+fn credentials(s: &UpstreamSasl) -> Result<Credentials, StartError> {
+    let password = match (&s.password_file, &s.password_env) {
+        (Some(f), _) => std::fs::read_to_string(f)
+            .map(|p| p.lines().next().unwrap_or_default().to_owned())
+            .map_err(|e| StartError::Credentials(format!("password_file {}: {e}", f.display())))?,
+        (None, Some(var)) => std::env::var(var).map_err(|_| StartError::Credentials(format!("password_env {var} is not set")))?,
+        (None, None) => return Err(StartError::Credentials("no password_file or password_env".into())),
+    };
+    Ok(Credentials { mechanism: s.mechanism, username: s.username.clone(), password: Secret::new(password) })
+}
 
 pub struct Proxy {
     /// Swapped whole on reload; each request reads the current one.
@@ -40,8 +64,9 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Builds the shared state; fails when TLS material cannot be loaded.
-    pub fn new(config: Config, audit: AuditLog) -> Result<Arc<Self>, TlsError> {
+    /// Builds the shared state; fails when TLS material or the proxy's own password cannot be
+    /// loaded.
+    pub fn new(config: Config, audit: AuditLog) -> Result<Arc<Self>, StartError> {
         let l = &config.limits;
         let handshake = Duration::from_millis(l.tls_handshake_timeout_ms);
         let tls_server = config.listen.tls.as_ref().map(|t| TlsServer::new(t, handshake)).transpose()?;
@@ -53,6 +78,7 @@ impl Proxy {
             request_timeout: Duration::from_millis(config.upstream.request_timeout_ms),
             max_frame_bytes: l.max_frame_bytes,
             tls: tls_client.clone(),
+            sasl: config.upstream.sasl.as_ref().map(credentials).transpose()?,
         };
         Ok(Arc::new(Self {
             limits: ConnLimits::new(max, l.max_connections_per_source),

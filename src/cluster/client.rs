@@ -33,6 +33,8 @@ pub struct ClientSettings {
     pub max_frame_bytes: usize,
     /// TLS to the brokers (`upstream.tls`).
     pub tls: Option<std::sync::Arc<crate::net::tls::TlsClient>>,
+    /// The proxy's own SASL login (`upstream.sasl`).
+    pub sasl: Option<super::auth::Credentials>,
 }
 
 pub struct ClusterClient {
@@ -45,9 +47,9 @@ pub struct ClusterClient {
     negotiated: RwLock<HashMap<i16, VersionRange>>,
 }
 
-/// One open, negotiated connection.
-struct Conn {
-    addr: String,
+/// One open, negotiated (and, on a SASL cluster, logged-in) connection.
+pub(super) struct Conn {
+    pub(super) addr: String,
     reader: FrameReader<ReadHalf>,
     writer: FrameWriter<WriteHalf>,
     versions: HashMap<i16, VersionRange>,
@@ -142,10 +144,13 @@ impl ClusterClient {
         }
         conn.versions = resp.api_keys.iter().map(|k| (k.api_key, VersionRange { min: k.min_version, max: k.max_version })).collect();
         *self.negotiated.write().unwrap_or_else(|p| p.into_inner()) = conn.versions.clone();
+        if let Some(creds) = &self.settings.sasl {
+            self.login(&mut conn, creds).await?;
+        }
         Ok(conn)
     }
 
-    async fn exchange<R: Request>(&self, conn: &mut Conn, req: &R, want: VersionRange) -> Result<R::Response, ClusterError> {
+    pub(super) async fn exchange<R: Request>(&self, conn: &mut Conn, req: &R, want: VersionRange) -> Result<R::Response, ClusterError> {
         let api = api_name(R::KEY);
         let broker = conn.versions.get(&R::KEY).copied().unwrap_or(VersionRange { min: 0, max: -1 });
         let usable = broker.intersect(&want).intersect(&R::VERSIONS);

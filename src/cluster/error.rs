@@ -23,12 +23,15 @@ pub enum ClusterError {
     Kafka { api: &'static str, code: i16, message: Option<String> },
     #[error("proxy failed to encode {api}: {reason}")]
     Encode { api: &'static str, reason: String },
+    #[error("broker {addr} refused the proxy's own credentials (upstream.sasl, user {user}): {reason}")]
+    Auth { addr: String, user: String, reason: String },
 }
 
 impl ClusterError {
     pub fn side(&self) -> Side {
         match self {
-            ClusterError::NoBrokers | ClusterError::Encode { .. } => Side::Proxy,
+            // A refused login is the proxy's configuration to fix, not the broker's fault.
+            ClusterError::NoBrokers | ClusterError::Encode { .. } | ClusterError::Auth { .. } => Side::Proxy,
             _ => Side::Broker,
         }
     }

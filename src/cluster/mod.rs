@@ -2,6 +2,7 @@
 //! proxy listener), discovery and broker defaults, and the proxy's own pooled client with its
 //! typed errors and its SASL client (`sasl`). Handlers reach it only through the `ClusterView` trait.
 
+pub mod auth;
 pub mod client;
 pub mod discovery;
 pub mod error;

@@ -60,6 +60,15 @@ pub enum Disposition {
     Merge(Box<Merge>),
     /// A legacy request translated to a newer version: answer in the client's version's shape.
     Legacy(Box<legacy::Plan>),
+    /// SaslHandshake; `legacy` when the client spoke v0 (raw tokens follow a success).
+    SaslHandshake {
+        legacy: bool,
+    },
+    /// SaslAuthenticate: forwarded as is; the principal is learnt from it.
+    SaslAuthenticate,
+    /// The proxy's SaslAuthenticate v0 carrying a client's raw v0 token: answered to the client
+    /// as a raw token.
+    SaslRawToken,
     /// The client sent acks=0 and the proxy upgraded it: the client expects no answer. Drop the
     /// response; if it reports errors, audit them (the client can never see them) and close the
     /// connection as a broker does on acks=0 failures. The event is the template to fill in.

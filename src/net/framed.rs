@@ -31,6 +31,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Self { io, buf: BytesMut::new(), max }
     }
 
+    /// Changes the largest frame accepted from here on (the pre-authentication cap is lifted
+    /// once a connection has authenticated).
+    /// True when the limit went up.
+    pub fn set_max(&mut self, max: usize) -> bool {
+        let raised = max > self.max;
+        self.max = max;
+        raised
+    }
+
     /// A frame already in the buffer, without reading.
     pub fn buffered(&mut self) -> Result<Option<BytesMut>, FrameError> {
         split_frame(&mut self.buf, self.max)

@@ -16,8 +16,9 @@ pub fn proxy_range(api: ApiKey) -> Option<VersionRange> {
         // broker's own minimum (0, even on Kafka 4) comes through: old librdkafka turned
         // compression off when Produce v0 disappeared from ApiVersions.
         ApiKey::Produce => r(0, 12),
-        // v0 is followed by raw, unframed SASL tokens the proxy cannot follow; v1 frames them.
-        ApiKey::SaslHandshake => r(1, 1),
+        // v0 is followed by raw SASL tokens (no Kafka header): the proxy carries them to the
+        // broker inside SaslAuthenticate (`session::sasl`).
+        ApiKey::SaslHandshake => r(0, 1),
         ApiKey::Fetch => r(0, 18),
         ApiKey::Metadata => r(0, 13),
         ApiKey::FindCoordinator => r(0, 6),
@@ -67,6 +68,6 @@ mod tests {
         assert_eq!(api_name(0), "Produce");
         assert_eq!(api_name(19), "CreateTopics");
         assert_eq!(api_name(12_345), "Unknown");
-        assert!(allowed(19, 0) && allowed(20, 0) && !allowed(0, 13) && !allowed(17, 0) && !allowed(12_345, 0));
+        assert!(allowed(19, 0) && allowed(20, 0) && !allowed(0, 13) && allowed(17, 0) && !allowed(12_345, 0));
     }
 }

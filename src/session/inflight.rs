@@ -5,7 +5,6 @@
 use bytes::Bytes;
 
 use crate::handlers::{Disposition, Route};
-use crate::protocol::RequestHeader;
 
 #[derive(Debug)]
 pub enum Pending {
@@ -23,11 +22,11 @@ pub enum Pending {
 impl Pending {
     /// Splits a handler's route into the bytes to forward (if any) and what the response side
     /// must expect.
-    pub fn of(route: Route, h: &RequestHeader) -> (Option<Bytes>, Pending) {
-        let expect = |disposition| Pending::Expect { correlation_id: h.correlation_id, api_version: h.api_version, disposition };
+    pub fn of(route: Route, correlation_id: i32, api_version: i16) -> (Option<Bytes>, Pending) {
+        let expect = |disposition| Pending::Expect { correlation_id, api_version, disposition };
         match route {
             Route::Forward(bytes, d) => (Some(bytes), expect(d)),
-            Route::ForwardUnanswered(bytes) => (Some(bytes), Pending::MaybeAnswered { correlation_id: h.correlation_id }),
+            Route::ForwardUnanswered(bytes) => (Some(bytes), Pending::MaybeAnswered { correlation_id }),
             Route::Answer(bytes) => (None, Pending::Local(bytes)),
             Route::Close => (None, Pending::Close),
         }

@@ -5,9 +5,11 @@
 pub mod inflight;
 pub mod requests;
 pub mod responses;
+pub mod sasl;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use crate::net::{transport, Accepted, FrameReader, FrameWriter, Stream};
 use crate::state::Proxy;
 use requests::Requests;
 use responses::Responses;
+use sasl::SaslRelay;
 
 /// Serves one accepted client connection until either side closes or fails. The permit holds
 /// its place under the connection limits until it ends.
@@ -75,11 +78,16 @@ where
     let cfg = proxy.config();
     let limits = &cfg.limits;
     let (tx, rx) = mpsc::channel(limits.max_in_flight);
-    let requests =
-        Requests { proxy, peer, identity, reader: FrameReader::new(cr, limits.max_frame_bytes), writer: FrameWriter::new(bw), tx };
+    let sasl = SaslRelay::new(cfg.listen.sasl.plain_principal);
+    let inflight = AtomicUsize::new(0);
+    let reader = FrameReader::new(cr, limits.max_frame_bytes);
+    let requests = Requests { proxy, peer, identity, sasl: &sasl, inflight: &inflight, reader, writer: FrameWriter::new(bw), tx };
     let responses = Responses {
         proxy,
         peer,
+        identity,
+        sasl: &sasl,
+        inflight: &inflight,
         reader: FrameReader::new(br, limits.max_frame_bytes),
         writer: FrameWriter::new(cw),
         rx,

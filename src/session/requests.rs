@@ -1,28 +1,45 @@
-//! The request side of a session: read client frames, peek each header, let the handlers decide,
-//! tell the response side what to expect, and forward the bytes with as few writes as possible.
+//! The request side of a session: read client frames, peek each header, let the handlers decide
+//! (SASL frames go to the connection's SASL relay), tell the response side what to expect, and
+//! forward the bytes with as few writes as possible. Closes connections that stay idle.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use super::inflight::Pending;
+use super::sasl::SaslRelay;
 use crate::error::SessionError;
-use crate::handlers::{self, Env, HandlerError};
+use crate::handlers::{self, Disposition, Env, HandlerError, Route};
 use crate::identity::Identity;
 use crate::net::{FrameReader, FrameWriter, ReadError};
-use crate::protocol::peek_request_header;
+use crate::protocol::versions::allowed;
+use crate::protocol::{peek_request_header, FrameError, RequestHeader};
 use crate::state::Proxy;
 
 pub struct Requests<'a, R, W> {
     pub proxy: &'a Arc<Proxy>,
     pub peer: SocketAddr,
     pub identity: &'a Identity,
+    pub sasl: &'a SaslRelay,
+    /// Requests forwarded and not yet answered (shared with the response side).
+    pub inflight: &'a AtomicUsize,
     pub reader: FrameReader<R>,
     pub writer: FrameWriter<W>,
     pub tx: mpsc::Sender<Pending>,
+}
+
+/// What ended the wait for the next client frame.
+enum Next {
+    Frame(BytesMut),
+    Closed,
+    Shutdown,
+    Idle,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
@@ -32,17 +49,32 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         // future per session: it registers with the shared token once, not once per request.
         let shutdown = self.proxy.shutdown.clone().cancelled_owned();
         tokio::pin!(shutdown);
+        let idle = Duration::from_millis(self.proxy.config().limits.idle_timeout_ms);
         loop {
+            self.cap_frames();
             let next = tokio::select! {
                 biased;
-                _ = &mut shutdown => return Ok(()),
-                next = self.reader.next() => next,
+                _ = &mut shutdown => Next::Shutdown,
+                next = self.reader.next() => match next {
+                    Ok(Some(f)) => Next::Frame(f),
+                    Ok(None) => Next::Closed,
+                    Err(ReadError::Io(e)) => return Err(SessionError::ClientIo(e)),
+                    // Authenticated since the read began: the frame waits in the buffer for the
+                    // higher limit.
+                    Err(ReadError::Frame(FrameError::TooLarge { .. })) if self.cap_frames() => continue,
+                    Err(ReadError::Frame(e)) => return Err(SessionError::ClientFrame(e)),
+                },
+                _ = tokio::time::sleep(idle) => Next::Idle,
             };
             let frame = match next {
-                Ok(Some(f)) => f,
-                Ok(None) => return Ok(()),
-                Err(ReadError::Io(e)) => return Err(SessionError::ClientIo(e)),
-                Err(ReadError::Frame(e)) => return Err(SessionError::ClientFrame(e)),
+                Next::Frame(f) => f,
+                Next::Closed | Next::Shutdown => return Ok(()),
+                // Something still in flight is activity: wait on.
+                Next::Idle if self.inflight.load(Ordering::Relaxed) > 0 => continue,
+                Next::Idle => {
+                    tracing::info!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "closing idle client connection (limits.idle_timeout_ms)");
+                    return Ok(());
+                }
             };
             if self.handle(frame).await? {
                 return self.flush().await;
@@ -67,30 +99,58 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         }
     }
 
+    /// On a cluster that requires SASL, a client that has not authenticated may not send more
+    /// than the broker's own pre-authentication limit: it cannot make the proxy buffer 100 MB.
+    /// Returns true when the limit was raised.
+    fn cap_frames(&mut self) -> bool {
+        let cfg = self.proxy.config();
+        let capped = cfg.upstream.sasl.is_some() && !self.sasl.authenticated();
+        self.reader.set_max(if capped { cfg.limits.pre_auth_max_frame_bytes } else { cfg.limits.max_frame_bytes })
+    }
+
     async fn flush(&mut self) -> Result<(), SessionError> {
         self.writer.flush().await.map_err(SessionError::BrokerIo)
     }
 
     /// Handles one request; true when the connection is to be closed after what is queued.
     async fn handle(&mut self, frame: BytesMut) -> Result<bool, SessionError> {
-        let header = peek_request_header(&frame).ok_or_else(|| SessionError::Client("malformed request header".into()))?;
-        let cfg = self.proxy.config();
-        let env = Env {
-            policies: &cfg.policies,
-            audit: &self.proxy.audit,
-            cluster: &self.proxy.cluster,
-            peer: self.peer,
-            identity: self.identity,
+        let (route, correlation_id, api_version) = if self.sasl.expecting_raw_token() {
+            let (bytes, corr) = self.sasl.wrap_raw_token(&frame).map_err(handler_error)?;
+            (Route::Forward(bytes, Disposition::SaslRawToken), corr, 0)
+        } else {
+            let header = peek_request_header(&frame).ok_or_else(|| SessionError::Client("malformed request header".into()))?;
+            (self.route(frame, &header).await.map_err(handler_error)?, header.correlation_id, header.api_version)
         };
-        let route = handlers::route(&env, frame, &header).await.map_err(handler_error)?;
-        let (bytes, pending) = Pending::of(route, &header);
+        let (bytes, pending) = Pending::of(route, correlation_id, api_version);
         let closing = matches!(pending, Pending::Close);
+        if matches!(pending, Pending::Expect { .. }) {
+            self.inflight.fetch_add(1, Ordering::Relaxed);
+        }
         // The response side must know about a request before the broker can answer it.
         self.tx.send(pending).await.map_err(|_| SessionError::Proxy("response side ended".into()))?;
         if let Some(bytes) = bytes {
             self.writer.push(bytes);
         }
         Ok(closing)
+    }
+
+    async fn route(&self, frame: BytesMut, header: &RequestHeader) -> Result<Route, HandlerError> {
+        let sasl = allowed(header.api_key, header.api_version);
+        match header.known_api() {
+            Some(ApiKey::SaslHandshake) if sasl => self.sasl.handshake(frame, header),
+            Some(ApiKey::SaslAuthenticate) if sasl => self.sasl.authenticate(frame, header),
+            _ => {
+                let cfg = self.proxy.config();
+                let env = Env {
+                    policies: &cfg.policies,
+                    audit: &self.proxy.audit,
+                    cluster: &self.proxy.cluster,
+                    peer: self.peer,
+                    identity: self.identity,
+                };
+                handlers::route(&env, frame, header).await
+            }
+        }
     }
 }
 

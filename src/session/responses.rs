@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -12,9 +13,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use super::inflight::Pending;
+use super::sasl::SaslRelay;
 use crate::audit::Event;
 use crate::error::SessionError;
 use crate::handlers::{legacy, split, Disposition};
+use crate::identity::Identity;
 use crate::net::{FrameReader, FrameWriter, ReadError};
 use crate::policy::produce::ACKS_ALL;
 use crate::protocol::{peek_response_correlation, produce_response};
@@ -24,6 +27,10 @@ use crate::state::Proxy;
 pub struct Responses<'a, R, W> {
     pub proxy: &'a Arc<Proxy>,
     pub peer: SocketAddr,
+    pub identity: &'a Identity,
+    pub sasl: &'a SaslRelay,
+    /// Requests forwarded and not yet answered (shared with the request side).
+    pub inflight: &'a AtomicUsize,
     pub reader: FrameReader<R>,
     pub writer: FrameWriter<W>,
     pub rx: mpsc::Receiver<Pending>,
@@ -140,9 +147,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         }
         // Responses come in order: any acks=0 request before this one will never be answered now.
         self.maybe.clear();
+        self.inflight.fetch_sub(1, Ordering::Relaxed);
+        let frame = frame.freeze();
+        if let Some(outcome) = self.sasl_response(&frame, api_version, &disposition) {
+            return outcome;
+        }
+        // Brokers answer nothing but ApiVersions and SASL before authentication: this connection
+        // is authenticated (the one proof there is for mechanisms the proxy cannot read).
+        if !matches!(disposition, Disposition::ApiVersions) {
+            self.sasl.mark_authenticated();
+        }
         let out = match disposition {
             Disposition::Swallow(template) => return self.swallow(&frame, api_version, *template),
-            d => self.rewrite(frame.freeze(), api_version, d)?,
+            d => self.rewrite(frame, api_version, d)?,
         };
         match out {
             Rewritten::Whole(b) => self.writer.push(b),
@@ -151,11 +168,31 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         Ok(())
     }
 
+    /// SASL responses: relayed (raw v0 tokens unwrapped) while the principal is learnt; a failed
+    /// exchange closes the connection once the client has its answer, whatever the broker does
+    /// next (tansu 0.6 keeps serving a connection whose SCRAM proof failed). None: not SASL.
+    fn sasl_response(&mut self, frame: &Bytes, version: i16, d: &Disposition) -> Option<Result<(), SessionError>> {
+        let answer = match d {
+            Disposition::SaslHandshake { legacy } => self.sasl.handshake_answered(frame, *legacy).map(|()| frame.clone()),
+            Disposition::SaslAuthenticate => self.sasl.authenticate_answered(frame, version, self.identity).map(|()| frame.clone()),
+            Disposition::SaslRawToken => self.sasl.raw_answer(frame, self.identity),
+            _ => return None,
+        };
+        Some(answer.and_then(|bytes| {
+            self.writer.push(bytes);
+            if self.sasl.failed() {
+                return Err(SessionError::Client("SASL authentication failed; connection closed by the proxy".into()));
+            }
+            Ok(())
+        }))
+    }
+
     /// The response the client gets for a broker response with this disposition.
     fn rewrite(&self, frame: Bytes, api_version: i16, disposition: Disposition) -> Result<Rewritten, SessionError> {
         let eps = || self.proxy.endpoints();
         Ok(match disposition {
             Disposition::Forward | Disposition::Swallow(_) => Rewritten::Whole(frame),
+            Disposition::SaslHandshake { .. } | Disposition::SaslAuthenticate | Disposition::SaslRawToken => Rewritten::Whole(frame),
             Disposition::Metadata => Rewritten::Whole(addresses::metadata(&frame, api_version, &eps())?),
             Disposition::FindCoordinator => Rewritten::Whole(addresses::find_coordinator(&frame, api_version, &eps())?),
             Disposition::DescribeCluster => Rewritten::Whole(addresses::describe_cluster(&frame, api_version, &eps())?),

@@ -104,6 +104,9 @@ def cf_conf(a, base):
         conf["ssl.certificate.location"] = a.cert
     if a.key:
         conf["ssl.key.location"] = a.key
+    for kv in a.conf or []:
+        k, _, v = kv.partition("=")
+        conf[k] = v
     if a.timeout:
         ms = max(int(a.timeout * 1000), 100)
         conf.setdefault("socket.timeout.ms", max(ms, 10))
@@ -135,6 +138,8 @@ def kp_kwargs(a, **base):
         ms = max(int(a.timeout * 1000), 1000)
         kw["request_timeout_ms"] = ms
         kw["bootstrap_timeout_ms"] = ms
+    if a.api_version:
+        kw["api_version"] = tuple(int(p) for p in a.api_version.split("."))
     return kw
 
 
@@ -635,6 +640,10 @@ def main():
         sec.add_argument("--cert", help="PEM client certificate (mTLS)")
         sec.add_argument("--key", help="PEM key of the client certificate")
         sec.add_argument("--no-hostname-check", action="store_true", help="verify the chain but not the host name")
+        s.add_argument("--api-version", metavar="X.Y.Z",
+                       help="kafka-python: assume this broker version instead of asking ApiVersions")
+        s.add_argument("--conf", action="append", metavar="KEY=VALUE",
+                       help="confluent: an extra librdkafka setting (e.g. api.version.request=false)")
     p = sub.choices["produce"]
     p.add_argument("--acks", default="all")
     p.add_argument("--count", type=int, default=10)

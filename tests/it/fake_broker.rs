@@ -26,7 +26,7 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreatePartitionsRequest,
     CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
     DescribeConfigsResponse, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, TopicName,
+    ProduceResponse, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -209,6 +209,21 @@ fn cluster_script() -> impl Fn(&[u16]) -> Script {
                         )
                         .expect("enc"),
                     )
+                }
+                17 => {
+                    let body = SaslHandshakeResponse::default().with_mechanisms(vec![s("SCRAM-SHA-256")]);
+                    Reply::Frame(frames::response(ApiKey::SaslHandshake, v, h.correlation_id, &body).expect("enc"))
+                }
+                36 => {
+                    // A SCRAM conversation in shape (the proxy reads names, it verifies nothing):
+                    // client-first gets a server-first, client-final gets a server-final `v=`.
+                    let mut b = Bytes::copy_from_slice(&frame_body(frame, h));
+                    let req = SaslAuthenticateRequest::decode(&mut b, v).expect("sasl authenticate");
+                    let reply: &[u8] =
+                        if req.auth_bytes.starts_with(b"n,,") { b"r=clientnonceSERVER,s=c2FsdA==,i=4096" } else { b"v=c2lnbmF0dXJl" };
+                    let body =
+                        SaslAuthenticateResponse::default().with_auth_bytes(Bytes::copy_from_slice(reply)).with_session_lifetime_ms(60_000);
+                    Reply::Frame(frames::response(ApiKey::SaslAuthenticate, v, h.correlation_id, &body).expect("enc"))
                 }
                 _ => Reply::Nothing,
             }
@@ -590,4 +605,91 @@ fn the_proxys_own_requests_share_a_connection_and_negotiate_versions() {
     assert_eq!(conns.len(), 1, "one pooled connection for every lookup: {describes:?}");
     let negotiations = own.iter().filter(|g| g.api_key == 18 && conns.contains(&g.conn)).count();
     assert_eq!(negotiations, 1, "versions negotiated once per connection");
+}
+
+/// A SCRAM login on a raw connection: handshake, client-first naming `user`, client-final.
+fn scram_login(client: &mut RawClient, user: &str, corr: i32) {
+    let hs = SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-256"));
+    client.send(&frames::request(ApiKey::SaslHandshake, 1, corr, Some("reauth-app"), &hs).expect("enc"));
+    assert_eq!(corr_of(&client.recv().expect("handshake answered")), corr);
+    for (i, token) in [format!("n,,n={user},r=clientnonce"), "c=biws,r=clientnonceSERVER,p=cHJvb2Y=".to_owned()].into_iter().enumerate() {
+        let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let c = corr + 1 + i as i32;
+        client.send(&frames::request(ApiKey::SaslAuthenticate, 2, c, Some("reauth-app"), &req).expect("enc"));
+        assert_eq!(corr_of(&client.recv().expect("authenticate answered")), c);
+    }
+}
+
+fn corr_of(frame: &Bytes) -> i32 {
+    corr(frame)
+}
+
+#[test]
+fn reauthentication_mid_connection_replaces_the_principal() {
+    // KIP-368: a client re-authenticates on the same connection when its session lifetime ends.
+    // (tansu refuses a second handshake; the fake broker accepts it, as Apache Kafka does.)
+    let mut c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    scram_login(&mut client, "alice", 10);
+    client.send(&produce_req(9, 1, "reauth-app", 20));
+    assert_eq!(corr(&client.recv().expect("produce as alice")), 20);
+    scram_login(&mut client, "bob", 30);
+    client.send(&produce_req(9, 1, "reauth-app", 40));
+    assert_eq!(corr(&client.recv().expect("produce as bob, same connection")), 40);
+    c.proxy.stop();
+    let principals: Vec<String> = c
+        .proxy
+        .audit()
+        .iter()
+        .filter(|l| l["event"] == "weak_acks" && l["client_id"] == "reauth-app")
+        .map(|l| l["principal"].as_str().unwrap_or("none").to_owned())
+        .collect();
+    assert_eq!(principals, vec!["User:alice".to_owned(), "User:bob".to_owned()], "one first line per principal");
+}
+
+#[test]
+fn connection_limits_refuse_and_idle_connections_are_closed() {
+    let c = cluster("limits:\n  max_connections_per_source: 2\n  idle_timeout_ms: 1000\n");
+    // The start-up probe's connection must have ended before the slots are counted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !c.proxy.log().contains("connection closed") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut held: Vec<RawClient> = (0..2).map(|_| RawClient::connect(c.proxy.bootstrap)).collect();
+    for (i, h) in held.iter_mut().enumerate() {
+        h.send(&metadata_req(i as i32, "limited"));
+        assert!(h.recv().is_some(), "connection {i} is served");
+    }
+    let mut third = RawClient::connect(c.proxy.bootstrap);
+    third.send(&metadata_req(9, "limited"));
+    assert!(third.recv().is_none(), "a third connection from the same address is refused");
+    let log = c.proxy.log();
+    assert!(log.contains("refusing client connection") && log.contains("limits.max_connections_per_source"), "{log}");
+    // Held connections that send nothing are closed after the idle timeout, freeing their slots.
+    let started = std::time::Instant::now();
+    assert!(held[0].recv().is_none(), "idle connection closed");
+    assert!(started.elapsed() < Duration::from_secs(4), "closed after about a second: {:?}", started.elapsed());
+    assert!(c.proxy.log().contains("closing idle client connection"), "{}", c.proxy.log());
+    let mut again = RawClient::connect(c.proxy.bootstrap);
+    again.send(&metadata_req(11, "limited"));
+    assert!(again.recv().is_some(), "slots freed by idle closes are reusable");
+}
+
+/// Runs tests/clients/burst.py against a port: (connected, slow connects over 0.9 s).
+fn burst(port: u16, n: usize) -> (u64, u64) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/burst.py");
+    let out =
+        std::process::Command::new("python3").arg(script).args(["127.0.0.1", &port.to_string(), &n.to_string()]).output().expect("burst");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (v["connected"].as_u64().unwrap_or(0), v["slow"].as_u64().unwrap_or(u64::MAX))
+}
+
+#[test]
+fn a_burst_of_connections_is_accepted_without_syn_retries() {
+    // 1,500 connections at once (500 clients of three connections each): with std's backlog of
+    // 128, a few hundred of them waited a full second for a SYN retry.
+    let c = cluster("");
+    let (connected, slow) = burst(c.proxy.bootstrap, 1500);
+    assert_eq!((connected, slow), (1500, 0), "every connection accepted at once");
 }

@@ -99,6 +99,11 @@ impl RawClient {
         RawClient { s, buf: BytesMut::new() }
     }
 
+    /// Sends, reporting (rather than panicking on) a peer that already closed.
+    pub fn try_send(&mut self, frame: &[u8]) -> bool {
+        self.s.write_all(frame).is_ok()
+    }
+
     pub fn send(&mut self, frame: &[u8]) {
         self.s.write_all(frame).expect("send");
     }
