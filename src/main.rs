@@ -107,11 +107,22 @@ fn tls_check(cfg: &config::Config) -> Result<(), String> {
 async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
     let (log, writer) = audit::start(&cfg.audit).await.map_err(|e| anyhow::anyhow!("proxy cannot open the audit sink: {e}"))?;
     let proxy = state::Proxy::new(cfg, log).map_err(|e| anyhow::anyhow!("proxy cannot start: {e}"))?;
+    let admin_stop = tokio_util::sync::CancellationToken::new();
+    let audit_stats = proxy.audit.log().clone();
+    let collect = std::sync::Arc::new(move |e: &mut kafka_durability_proxy::metrics::Encoder| audit_metrics(&audit_stats, e));
+    server::start_admin(&proxy, collect, admin_stop.clone())
+        .map_err(|e| anyhow::anyhow!("proxy cannot bind the admin endpoint (admin.listen): {e}"))?;
     server::start(proxy.clone()).await.map_err(|e| anyhow::anyhow!("proxy cannot bind the bootstrap listener: {e}"))?;
     let reloading = proxy.clone();
     tokio::spawn(config::reload::watch(path, move |cfg| reloading.reload(cfg)));
     tokio::spawn(watch_tls(proxy.clone()));
     shutdown_signal().await;
+    proxy.begin_drain();
+    let delay = std::time::Duration::from_millis(proxy.config().limits.shutdown_delay_ms);
+    if !delay.is_zero() {
+        tracing::info!(?delay, "shutting down: /readyz answers 503; listeners close after limits.shutdown_delay_ms");
+        tokio::time::sleep(delay).await;
+    }
     tracing::info!("shutting down: no new connections; finishing the requests already forwarded");
     let open = proxy.drain().await;
     if open > 0 {
@@ -119,7 +130,14 @@ async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
     }
     tracing::info!("writing pending audit summaries");
     writer.finish().await;
+    admin_stop.cancel();
     Ok(())
+}
+
+/// The audit writer's own counters, for /metrics.
+fn audit_metrics(log: &audit::AuditLog, e: &mut kafka_durability_proxy::metrics::Encoder) {
+    e.family("kdp_audit_events_dropped_total", "counter", "Audit events dropped because the writer's queue was full.");
+    e.sample("kdp_audit_events_dropped_total", "", log.dropped());
 }
 
 /// Reloads certificates and keys when their files change (checked every 2 s) or on SIGHUP.

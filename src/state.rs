@@ -3,6 +3,7 @@
 //! every session watches. Binding a listener for a newly seen broker happens here, so it exists
 //! before any client is told about that broker.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -11,12 +12,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Recorder};
 use crate::cluster::auth::Credentials;
 use crate::cluster::sasl::Secret;
 use crate::cluster::{ClientSettings, Cluster};
 use crate::config::file::UpstreamSasl;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::net::limits::{self, ConnLimits};
 use crate::net::listener::bind;
 use crate::net::tls::{TlsClient, TlsError, TlsServer};
@@ -49,7 +51,7 @@ pub struct Proxy {
     /// Swapped whole on reload; each request reads the current one.
     config: RwLock<Arc<Config>>,
     pub cluster: Cluster,
-    pub audit: AuditLog,
+    pub audit: Recorder,
     /// Cancelled on shutdown: listeners stop accepting, sessions stop reading new requests.
     pub shutdown: CancellationToken,
     /// Every client session, so shutdown can wait for their in-flight requests.
@@ -61,6 +63,11 @@ pub struct Proxy {
     pub tls_client: Option<Arc<TlsClient>>,
     /// Open client connections, under `limits.max_connections[_per_source]`.
     pub limits: Arc<ConnLimits>,
+    pub metrics: Arc<Metrics>,
+    /// Discovery reached a broker.
+    discovered: AtomicBool,
+    /// SIGTERM arrived: /readyz says 503 from now on.
+    draining: AtomicBool,
 }
 
 impl Proxy {
@@ -80,10 +87,15 @@ impl Proxy {
             tls: tls_client.clone(),
             sasl: config.upstream.sasl.as_ref().map(credentials).transpose()?,
         };
+        let metrics = Arc::new(Metrics::new());
+        let audit = Recorder::new(audit, metrics.clone());
         Ok(Arc::new(Self {
             limits: ConnLimits::new(max, l.max_connections_per_source),
+            cluster: Cluster::new(settings, metrics.clone()),
+            metrics,
+            discovered: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             config: RwLock::new(Arc::new(config)),
-            cluster: Cluster::new(settings),
             audit,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
@@ -127,9 +139,26 @@ impl Proxy {
         let _ = self.serve_listener.set(Box::new(serve));
     }
 
+    /// Ready for traffic: discovery reached a broker, and no drain has begun.
+    pub fn ready(&self) -> bool {
+        self.discovered.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_discovered(&self) {
+        self.discovered.store(true, Ordering::Relaxed);
+        self.metrics.ready.set(i64::from(self.ready()));
+    }
+
+    /// The first step of a shutdown: /readyz answers 503 while the listeners still accept.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.metrics.ready.set(0);
+    }
+
     /// Stops accepting, lets every session finish the requests it already forwarded, and waits
     /// for them at most `limits.drain_timeout_ms`. Returns the sessions still open at the deadline.
     pub async fn drain(&self) -> usize {
+        self.begin_drain();
         self.shutdown.cancel();
         self.sessions.close();
         let limit = Duration::from_millis(self.config().limits.drain_timeout_ms);

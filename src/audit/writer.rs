@@ -229,6 +229,7 @@ mod tests {
             client_id: Some(client.into()),
             principal: None,
             tls_subject: None,
+            dedup: None,
             api: "Produce",
             api_version: 9,
             topics: vec![topic.into()],

@@ -9,7 +9,7 @@ pub mod validate;
 use std::fmt;
 use std::path::Path;
 
-pub use file::{Audit, AuditSink, Limits, Listen, Upstream, DEFAULT_MAX_FRAME_BYTES};
+pub use file::{Admin, Audit, AuditSink, Limits, Listen, Upstream, DEFAULT_MAX_FRAME_BYTES};
 
 use crate::policy::Policies;
 
@@ -20,6 +20,7 @@ pub struct Config {
     pub upstream: Upstream,
     pub limits: Limits,
     pub audit: Audit,
+    pub admin: Admin,
     /// Every policy rule; the one part a reload replaces.
     pub policies: Policies,
 }

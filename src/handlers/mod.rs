@@ -18,9 +18,10 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 
-use crate::audit::{AuditLog, Event, Origin};
+use crate::audit::{Event, Origin, Recorder};
 use crate::cluster::ClusterView;
 use crate::identity::Identity;
+use crate::metrics::Metrics;
 use crate::policy::topics::BrokerDefaults;
 use crate::policy::Policies;
 use crate::protocol::versions::{allowed, api_name};
@@ -48,7 +49,11 @@ pub enum Route {
 pub enum Disposition {
     /// Send it on untouched.
     Forward,
-    Metadata,
+    /// Broker addresses rewritten; `blocked`: auto-creation was cleared for this client, audit
+    /// the topics the answer says do not exist.
+    Metadata {
+        blocked: Option<Box<Origin>>,
+    },
     FindCoordinator,
     DescribeCluster,
     ApiVersions,
@@ -96,17 +101,18 @@ impl HandlerError {
 /// who is asking.
 pub struct Env<'a, V> {
     pub policies: &'a Policies,
-    pub audit: &'a AuditLog,
+    pub audit: &'a Recorder,
     pub cluster: &'a V,
     pub peer: SocketAddr,
     pub identity: &'a Identity,
+    pub metrics: &'a Metrics,
 }
 
 /// One request's context inside a handler.
 pub struct Ctx<'a> {
     pub policies: &'a Policies,
     pub defaults: BrokerDefaults,
-    pub audit: &'a AuditLog,
+    pub audit: &'a Recorder,
     pub origin: Origin,
     pub correlation_id: i32,
 }

@@ -3,9 +3,11 @@
 //! run before kafka-protocol decodes client input, the API/version table, frame building, the
 //! one table of Kafka error codes, and who authenticated as read from a relayed SASL exchange.
 
+pub mod batch;
 pub mod cursor;
 pub mod encode;
 pub mod errors;
+pub mod fetch;
 pub mod frame;
 pub mod guard;
 pub mod header;

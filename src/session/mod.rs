@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 use crate::cluster::Target;
 use crate::error::{SessionError, Side};
 use crate::identity::Identity;
-use crate::net::limits::Permit;
+use crate::net::listener::Admission;
 use crate::net::{transport, Accepted, FrameReader, FrameWriter, Stream};
 use crate::state::Proxy;
 use requests::Requests;
@@ -29,7 +29,7 @@ use sasl::SaslRelay;
 
 /// Serves one accepted client connection until either side closes or fails. The permit holds
 /// its place under the connection limits until it ends.
-pub async fn run(proxy: Arc<Proxy>, client: Accepted, _permit: Permit, target: Target) {
+pub async fn run(proxy: Arc<Proxy>, client: Accepted, _admission: Admission, target: Target) {
     let peer = client.peer;
     let (stream, identity) = match &proxy.tls_server {
         None => (Stream::Tcp(client.tcp), Identity::default()),
@@ -148,7 +148,10 @@ async fn connect(proxy: &Proxy, target: Target) -> Result<Stream, SessionError> 
     let timeout = Duration::from_millis(cfg.upstream.connect_timeout_ms);
     let mut last = SessionError::Proxy("no upstream address".into());
     for addr in addrs {
-        match transport::connect(&addr, timeout, proxy.tls_client.as_deref()).await {
+        let started = std::time::Instant::now();
+        let connected = transport::connect(&addr, timeout, proxy.tls_client.as_deref()).await;
+        proxy.metrics.connect_observed(started.elapsed(), connected.is_ok());
+        match connected {
             Ok(s) => return Ok(s),
             Err(e) => last = SessionError::BrokerConnect { addr, reason: e.to_string() },
         }

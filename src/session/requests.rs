@@ -5,14 +5,14 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use super::inflight::Pending;
+use super::inflight::{Meta, Pending};
 use super::sasl::SaslRelay;
 use crate::error::SessionError;
 use crate::handlers::{self, Disposition, Env, HandlerError, Route};
@@ -114,17 +114,24 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
 
     /// Handles one request; true when the connection is to be closed after what is queued.
     async fn handle(&mut self, frame: BytesMut) -> Result<bool, SessionError> {
-        let (route, correlation_id, api_version) = if self.sasl.expecting_raw_token() {
+        let started = Instant::now();
+        let size = frame.len() as u64;
+        let (route, correlation_id, api_version, api_key) = if self.sasl.expecting_raw_token() {
             let (bytes, corr) = self.sasl.wrap_raw_token(&frame).map_err(handler_error)?;
-            (Route::Forward(bytes, Disposition::SaslRawToken), corr, 0)
+            (Route::Forward(bytes, Disposition::SaslRawToken), corr, 0, ApiKey::SaslAuthenticate as i16)
         } else {
             let header = peek_request_header(&frame).ok_or_else(|| SessionError::Client("malformed request header".into()))?;
-            (self.route(frame, &header).await.map_err(handler_error)?, header.correlation_id, header.api_version)
+            let route = self.route(frame, &header).await.map_err(handler_error)?;
+            (route, header.correlation_id, header.api_version, header.api_key)
         };
-        let (bytes, pending) = Pending::of(route, correlation_id, api_version);
+        let api = self.proxy.metrics.api(api_key);
+        api.requests.inc();
+        api.request_bytes.add(size);
+        let (bytes, pending) = Pending::of(route, correlation_id, api_version, Meta { api_key, started });
         let closing = matches!(pending, Pending::Close);
         if matches!(pending, Pending::Expect { .. }) {
             self.inflight.fetch_add(1, Ordering::Relaxed);
+            self.proxy.metrics.inflight.inc();
         }
         // The response side must know about a request before the broker can answer it.
         self.tx.send(pending).await.map_err(|_| SessionError::Proxy("response side ended".into()))?;
@@ -147,6 +154,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
                     cluster: &self.proxy.cluster,
                     peer: self.peer,
                     identity: self.identity,
+                    metrics: &self.proxy.metrics,
                 };
                 handlers::route(&env, frame, header).await
             }

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use super::inflight::Pending;
+use super::inflight::{Meta, Pending};
 use super::sasl::SaslRelay;
 use crate::audit::Event;
 use crate::error::SessionError;
@@ -77,6 +77,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         }
     }
 
+    /// Counts a response on its way to the client: bytes, and latency since the request came in.
+    fn sent(&self, meta: &Meta, bytes: usize) {
+        let api = self.proxy.metrics.api(meta.api_key);
+        api.response_bytes.add(bytes as u64);
+        api.latency.observe(meta.started.elapsed());
+    }
+
     /// Writes what is queued for the client. Once the client has gone, responses are still read
     /// (and swallowed errors audited) but a failed write to the client no longer matters.
     async fn flush(&mut self) -> Result<(), SessionError> {
@@ -101,8 +108,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
                 self.queue.push_back(p);
             }
             match self.queue.front() {
-                Some(Pending::Local(_)) => {
-                    if let Some(Pending::Local(b)) = self.queue.pop_front() {
+                Some(Pending::Local(..)) => {
+                    if let Some(Pending::Local(b, meta)) = self.queue.pop_front() {
+                        self.sent(&meta, b.len());
                         self.writer.push(b);
                     }
                 }
@@ -139,7 +147,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
             // Only a Close is left: nothing more goes to the client.
             return Ok(());
         }
-        let Some(Pending::Expect { correlation_id, api_version, disposition }) = self.queue.pop_front() else {
+        let Some(Pending::Expect { correlation_id, api_version, disposition, meta }) = self.queue.pop_front() else {
             return Err(SessionError::Broker(format!("response with correlation id {corr} to no pending request")));
         };
         if correlation_id != corr {
@@ -148,7 +156,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         // Responses come in order: any acks=0 request before this one will never be answered now.
         self.maybe.clear();
         self.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.proxy.metrics.inflight.dec();
         let frame = frame.freeze();
+        self.sent(&meta, if matches!(disposition, Disposition::Swallow(_)) { 0 } else { frame.len() });
         if let Some(outcome) = self.sasl_response(&frame, api_version, &disposition) {
             return outcome;
         }
@@ -193,7 +203,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         Ok(match disposition {
             Disposition::Forward | Disposition::Swallow(_) => Rewritten::Whole(frame),
             Disposition::SaslHandshake { .. } | Disposition::SaslAuthenticate | Disposition::SaslRawToken => Rewritten::Whole(frame),
-            Disposition::Metadata => Rewritten::Whole(addresses::metadata(&frame, api_version, &eps())?),
+            Disposition::Metadata { blocked } => {
+                let (bytes, missing) = addresses::metadata_and_missing(&frame, api_version, &eps())?;
+                if let (Some(origin), false) = (blocked.as_deref(), missing.is_empty()) {
+                    self.proxy.metrics.detectors.auto_create_prevented.add(missing.len() as u64);
+                    self.proxy.audit.record(Event::auto_topic_creation(origin, missing));
+                }
+                Rewritten::Whole(bytes)
+            }
             Disposition::FindCoordinator => Rewritten::Whole(addresses::find_coordinator(&frame, api_version, &eps())?),
             Disposition::DescribeCluster => Rewritten::Whole(addresses::describe_cluster(&frame, api_version, &eps())?),
             Disposition::ApiVersions => Rewritten::Whole(api_versions::rewrite(&frame, api_version)?.unwrap_or(frame)),

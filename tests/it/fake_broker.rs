@@ -294,9 +294,10 @@ fn cluster(policies: &str) -> Cluster {
     let cfg = format!(
         "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_port_base: {base}\n\
          upstream:\n  bootstrap_servers: [\"127.0.0.1:{}\"]\n\
-         audit:\n  sink: file\n  path: {}\n  window_secs: 1\n{policies}",
+         audit:\n  sink: file\n  path: {}\n  window_secs: 1\nadmin:\n  listen: 127.0.0.1:{}\n{policies}",
         fake.ports[0],
-        dir.path().join("audit.jsonl").display()
+        dir.path().join("audit.jsonl").display(),
+        free_port()
     );
     let proxy = Proxy::start_with_config(dir.path(), bootstrap, &cfg);
     Cluster { fake, proxy, base, _dir: dir }
