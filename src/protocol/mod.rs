@@ -1,7 +1,8 @@
 //! Everything about bytes on the wire, and nothing about policy: the bounds-checked cursor, frame
 //! splitting, header peeks, the Produce acks patch and response scan, the count-walk guards that
-//! run before kafka-protocol decodes client input, the API/version table, frame building, and
-//! the one table of Kafka error codes.
+//! run before kafka-protocol decodes client input (`guard`) and broker responses
+//! (`response_guard`), the API/version table, frame building, and the one table of Kafka error
+//! codes.
 
 pub mod cursor;
 pub mod encode;
@@ -11,6 +12,7 @@ pub mod guard;
 pub mod header;
 pub mod produce;
 pub mod produce_response;
+pub mod response_guard;
 pub mod versions;
 
 pub use frame::{split_frame, FrameError, SIZE_LEN};

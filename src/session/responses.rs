@@ -21,6 +21,9 @@ use crate::protocol::{peek_response_correlation, produce_response};
 use crate::rewrite::{addresses, api_versions, tail, Rewritten};
 use crate::state::Proxy;
 
+/// Partition errors listed in the audit event of a swallowed response (all are counted).
+const AUDITED_ERRORS: usize = 64;
+
 pub struct Responses<'a, R, W> {
     pub proxy: &'a Arc<Proxy>,
     pub peer: SocketAddr,
@@ -183,15 +186,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         if scan.errors.is_empty() {
             return Ok(());
         }
+        // Each entry copies its topic's name: a bounded list keeps one long name repeated over
+        // many failed partitions from costing name length x partitions.
         let errors: Vec<_> = scan
             .errors
             .iter()
-            .map(|e| serde_json::json!({ "topic": e.topic, "partition": e.partition, "error_code": e.error_code, "error_message": e.message }))
+            .take(AUDITED_ERRORS)
+            .map(|e| serde_json::json!({ "topic": &*e.topic, "partition": e.partition, "error_code": e.error_code, "error_message": e.message }))
             .collect();
-        tracing::info!(peer = %self.peer, errors = errors.len(), "broker rejected an upgraded acks=0 produce; closing the client connection as a broker would");
+        tracing::info!(peer = %self.peer, errors = scan.errors.len(), "broker rejected an upgraded acks=0 produce; closing the client connection as a broker would");
         event.at = SystemTime::now();
         event.detail = serde_json::json!({
-            "acks_from": 0, "acks_to": ACKS_ALL, "errors": errors,
+            "acks_from": 0, "acks_to": ACKS_ALL, "errors": errors, "errors_total": scan.errors.len(),
             "outcome": "client connection closed so the producer refreshes metadata",
         });
         self.proxy.audit.record(event);
