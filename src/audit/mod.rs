@@ -150,7 +150,7 @@ impl Event {
 
     /// An offset a consumer group committed (with `detectors.offset_commits`).
     pub fn offset_commit(o: &Origin, topic: String, detail: serde_json::Value) -> Event {
-        let key = format!("{topic}/{}", detail["partition"]);
+        let key = format!("{topic}/{}", detail.get("partition").unwrap_or(&serde_json::Value::Null));
         Event::new(o, "offset_commit", DETECTORS, "audit", vec![topic], detail).with_dedup(key)
     }
 

@@ -7,6 +7,7 @@ pub mod alter_configs;
 pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod fetch;
 pub mod legacy;
 pub mod metadata;
 pub mod partitions;
@@ -57,10 +58,18 @@ pub enum Disposition {
     FindCoordinator,
     DescribeCluster,
     ApiVersions,
-    /// Produce v10+: node endpoints may sit in the tail.
-    ProduceTail,
-    /// Fetch v16+: node endpoints may sit in the tail, after the records.
-    FetchTail,
+    /// A Produce's answer: partition errors reported (detector); `tail` (v10+): node endpoints
+    /// may sit in the tail.
+    Produce {
+        tail: bool,
+    },
+    /// A Fetch's answer: `tail` (v16+): node endpoints may sit in the tail, after the records;
+    /// `request` (the request frame and where its body starts): look for consumers skipping
+    /// deleted records.
+    Fetch {
+        tail: bool,
+        request: Option<(Bytes, usize)>,
+    },
     /// Merge the proxy's own per-entry results into the broker's admin response.
     Merge(Box<Merge>),
     /// A legacy request translated to a newer version: answer in the client's version's shape.
@@ -183,10 +192,11 @@ pub async fn route<V: ClusterView>(env: &Env<'_, V>, frame: BytesMut, h: &Reques
     match api {
         ApiKey::Produce => return produce::handle(env, frame, h),
         ApiKey::Metadata => return Ok(metadata::handle(env, frame, h)),
+        ApiKey::Fetch => return Ok(fetch::handle(env, frame, h)),
         _ => {}
     }
     let Some(judged) = Judged::of(api, h.api_version) else {
-        return Ok(Route::Forward(frame.freeze(), passthrough(api, h.api_version)));
+        return Ok(Route::Forward(frame.freeze(), passthrough(api)));
     };
     let body_offset = h.body_offset.ok_or(HandlerError::Malformed(api_name(h.api_key)))?;
     let ctx = env.ctx(&frame, h);
@@ -235,12 +245,11 @@ impl Judged {
 
 /// How the response to a request no handler judges is treated: address rewrites where the
 /// response names brokers, untouched otherwise.
-fn passthrough(api: ApiKey, version: i16) -> Disposition {
+fn passthrough(api: ApiKey) -> Disposition {
     match api {
         ApiKey::FindCoordinator => Disposition::FindCoordinator,
         ApiKey::DescribeCluster => Disposition::DescribeCluster,
         ApiKey::ApiVersions => Disposition::ApiVersions,
-        ApiKey::Fetch if version >= 16 => Disposition::FetchTail,
         _ => Disposition::Forward,
     }
 }

@@ -22,9 +22,8 @@ const TRANSACTIONAL: i16 = 0x10;
 const CONTROL: i16 = 0x20;
 
 /// What one partition's records say about their producer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartitionBatches {
-    pub topic: String,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
     pub partition: i32,
     /// Magic of the first batch (2 for record batches, 0/1 for legacy message sets).
     pub magic: i8,
@@ -36,30 +35,32 @@ pub struct PartitionBatches {
     pub records: i64,
 }
 
-impl PartitionBatches {
+impl Summary {
     pub fn idempotent(&self) -> bool {
         self.magic >= 2 && self.producer_id >= 0
     }
 }
 
-/// The batches of every partition of a Produce request, any version 3-12 (v0-2 carry message
-/// sets too; their records are counted as one per message).
-pub fn produce_batches(frame: &[u8], header: &RequestHeader, head: &ProduceHead) -> Option<Vec<PartitionBatches>> {
+/// A partition's summary with its topic (name, or topic id as hex from v13).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionBatches {
+    pub topic: String,
+    pub summary: Summary,
+}
+
+/// Calls `f(topic bytes, summary)` for every partition of a Produce request (topic bytes are the
+/// name, or the 16-byte id from v13); allocates nothing. None when the request is malformed.
+pub fn for_each_partition(frame: &[u8], header: &RequestHeader, head: &ProduceHead, mut f: impl FnMut(&[u8], Summary)) -> Option<()> {
     let version = header.api_version;
     let flexible = produce_is_flexible(version);
     let mut c = Cursor::at(frame, head.acks_offset.checked_add(2)?);
     c.i32()?; // timeout_ms
-    let mut out = Vec::new();
     for _ in 0..c.bounded_array_len_v(flexible)? {
-        let topic = if version >= 13 {
-            c.bytes(16)?.iter().map(|b| format!("{b:02x}")).collect()
-        } else {
-            String::from_utf8_lossy(c.string_v(flexible)?.unwrap_or_default()).into_owned()
-        };
+        let topic = if version >= 13 { c.bytes(16)? } else { c.string_v(flexible)?.unwrap_or_default() };
         for _ in 0..c.bounded_array_len_v(flexible)? {
             let partition = c.i32()?;
             let records = records_v(&mut c, flexible)?;
-            out.push(summarise(&topic, partition, records.unwrap_or_default()));
+            f(topic, summarise(partition, records.unwrap_or_default()));
             if flexible {
                 c.skip_tagged_fields()?;
             }
@@ -68,6 +69,24 @@ pub fn produce_batches(frame: &[u8], header: &RequestHeader, head: &ProduceHead)
             c.skip_tagged_fields()?;
         }
     }
+    Some(())
+}
+
+/// Whether every data batch of the request carries a producer id (control batches aside).
+pub fn all_idempotent(frame: &[u8], header: &RequestHeader, head: &ProduceHead) -> Option<bool> {
+    let mut all = true;
+    for_each_partition(frame, header, head, |_, s| all &= s.control || s.idempotent())?;
+    Some(all)
+}
+
+/// Every partition's summary, with topic names (allocates: for requests worth reporting).
+pub fn produce_batches(frame: &[u8], header: &RequestHeader, head: &ProduceHead) -> Option<Vec<PartitionBatches>> {
+    let v13 = header.api_version >= 13;
+    let mut out = Vec::new();
+    for_each_partition(frame, header, head, |t, summary| {
+        let topic = if v13 { t.iter().map(|b| format!("{b:02x}")).collect() } else { String::from_utf8_lossy(t).into_owned() };
+        out.push(PartitionBatches { topic, summary });
+    })?;
     Some(out)
 }
 
@@ -88,16 +107,8 @@ fn records_v<'a>(c: &mut Cursor<'a>, flexible: bool) -> Option<Option<&'a [u8]>>
 }
 
 /// Reads the headers of the batches in `records` (a partition's record set).
-fn summarise(topic: &str, partition: i32, records: &[u8]) -> PartitionBatches {
-    let mut s = PartitionBatches {
-        topic: topic.to_owned(),
-        partition,
-        magic: -1,
-        producer_id: -1,
-        transactional: false,
-        control: false,
-        records: 0,
-    };
+fn summarise(partition: i32, records: &[u8]) -> Summary {
+    let mut s = Summary { partition, magic: -1, producer_id: -1, transactional: false, control: false, records: 0 };
     let mut at = 0usize;
     while let Some(batch) = records.get(at..) {
         let mut c = Cursor::new(batch);
@@ -149,7 +160,7 @@ mod tests {
             ([batch(-1, 0, 2), batch(-1, 0, 4)].concat(), -1, false, false, 6),
         ];
         for (records, pid, txn, control, n) in cases {
-            let s = summarise("t", 0, records);
+            let s = summarise(0, records);
             assert_eq!((s.producer_id, s.transactional, s.control, s.records, s.magic), (*pid, *txn, *control, *n, 2), "{records:?}");
         }
         let legacy = {
@@ -158,8 +169,8 @@ mod tests {
             b[MAGIC_OFFSET] = 1;
             b
         };
-        let s = summarise("t", 0, &legacy);
+        let s = summarise(0, &legacy);
         assert_eq!((s.magic, s.producer_id, s.records, s.idempotent()), (1, -1, 1, false));
-        assert_eq!(summarise("t", 0, &[0, 1, 2]).records, 0, "short input: nothing, no panic");
+        assert_eq!(summarise(0, &[0, 1, 2]).records, 0, "short input: nothing, no panic");
     }
 }

@@ -1,7 +1,8 @@
 //! Everything about bytes on the wire, and nothing about policy: the bounds-checked cursor, frame
 //! splitting, header peeks, the Produce acks patch and response scan, the count-walk guards that
-//! run before kafka-protocol decodes client input, the API/version table, frame building, the
-//! one table of Kafka error codes, and who authenticated as read from a relayed SASL exchange.
+//! run before kafka-protocol decodes client input (`guard`) and broker responses
+//! (`response_guard`), the API/version table, frame building, the one table of Kafka error
+//! codes, and who authenticated as read from a relayed SASL exchange.
 
 pub mod batch;
 pub mod cursor;
@@ -9,10 +10,12 @@ pub mod encode;
 pub mod errors;
 pub mod fetch;
 pub mod frame;
+pub mod groups;
 pub mod guard;
 pub mod header;
 pub mod produce;
 pub mod produce_response;
+pub mod response_guard;
 pub mod sasl;
 pub mod versions;
 

@@ -2,6 +2,8 @@
 //! `requests` (read, route through the handlers, forward) and `responses` (match, rewrite,
 //! swallow, reorder), joined by the in-flight queue of `inflight`.
 
+pub mod conn;
+pub mod detect;
 pub mod inflight;
 pub mod requests;
 pub mod responses;
@@ -23,6 +25,7 @@ use crate::identity::Identity;
 use crate::net::listener::Admission;
 use crate::net::{transport, Accepted, FrameReader, FrameWriter, Stream};
 use crate::state::Proxy;
+use conn::{ConnInfo, Seen};
 use requests::Requests;
 use responses::Responses;
 use sasl::SaslRelay;
@@ -79,13 +82,26 @@ where
     let limits = &cfg.limits;
     let (tx, rx) = mpsc::channel(limits.max_in_flight);
     let sasl = SaslRelay::new(cfg.listen.sasl.plain_principal);
+    let info = ConnInfo::default();
     let inflight = AtomicUsize::new(0);
     let reader = FrameReader::new(cr, limits.max_frame_bytes);
-    let requests = Requests { proxy, peer, identity, sasl: &sasl, inflight: &inflight, reader, writer: FrameWriter::new(bw), tx };
+    let requests = Requests {
+        proxy,
+        peer,
+        identity,
+        info: &info,
+        seen: Seen::default(),
+        sasl: &sasl,
+        inflight: &inflight,
+        reader,
+        writer: FrameWriter::new(bw),
+        tx,
+    };
     let responses = Responses {
         proxy,
         peer,
         identity,
+        info: &info,
         sasl: &sasl,
         inflight: &inflight,
         reader: FrameReader::new(br, limits.max_frame_bytes),

@@ -3,6 +3,7 @@
 //! what tansu never sends (several brokers, batched FindCoordinator, KIP-951 endpoints, errors).
 mod fake_broker;
 mod governance;
+mod observability;
 mod old_clients;
 mod sasl;
 mod secure_bed;
