@@ -4,6 +4,7 @@
 mod fake_broker;
 mod governance;
 mod old_clients;
+mod report;
 mod sasl;
 mod secure_bed;
 mod support;
