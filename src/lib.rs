@@ -15,6 +15,8 @@
 //! - `rewrite`: broker addresses in responses become proxy addresses; ApiVersions clamped.
 //! - `session`: one client connection — `requests`, `responses`, the `inflight` queue.
 //! - `audit`: one constructor per event kind, and the writer.
+//! - `report`: the `report` command — reads audit logs, filters by time, groups and counts
+//!   (`mod.rs`, `line`, `args`), prints a table or JSON (`render`). Knows no connections.
 //! - `config`: serde types (`file`), validation, reload.
 //! - `state`: the shared state a reload swaps and sessions read.
 //! - `server`: wiring — state, listeners, discovery, shutdown.
@@ -33,6 +35,7 @@ pub mod ops;
 pub mod pattern;
 pub mod policy;
 pub mod protocol;
+pub mod report;
 pub mod rewrite;
 pub mod server;
 pub mod session;

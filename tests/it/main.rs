@@ -5,6 +5,7 @@ mod fake_broker;
 mod governance;
 mod observability;
 mod old_clients;
+mod report;
 mod sasl;
 mod secure_bed;
 mod support;
