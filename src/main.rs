@@ -74,6 +74,9 @@ fn check_config(path: &Path) -> ExitCode {
         eprintln!("{}: {e}", path.display());
         return ExitCode::from(2);
     }
+    for w in config::validate::warnings(&cfg) {
+        eprintln!("{}: warning: {w}", path.display());
+    }
     println!("{}: configuration is valid", path.display());
     ExitCode::SUCCESS
 }
@@ -87,6 +90,9 @@ fn run_proxy(path: &Path) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    for w in config::validate::warnings(&cfg) {
+        tracing::warn!("{}: {w}", path.display());
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

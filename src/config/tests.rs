@@ -102,3 +102,12 @@ fn exemptions_match_client_source_and_topic() {
     assert!(ex.topic_exempt("scratch.tmp"));
     assert!(!ex.topic_exempt("orders"));
 }
+
+#[test]
+fn rejecting_acks0_is_valid_but_warned_about() {
+    assert!(crate::config::validate::warnings(&parse(MINIMAL).expect("valid")).is_empty());
+    let text = format!("{MINIMAL}policies:\n  produce_acks:\n    action: reject\n");
+    let w = crate::config::validate::warnings(&parse(&text).expect("valid"));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("believes its records sent and they are lost"), "{w:?}");
+}

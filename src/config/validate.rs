@@ -12,6 +12,25 @@ use crate::policy::rules::{
     Action, CreateTopics, CreateTopicsRule, Detectors, Exemptions, IdempotenceRule, Policies, ProduceAcksRule, RawExemptions, Scope,
 };
 
+/// What is valid but probably not what the operator wants; printed by --check-config and logged
+/// at start.
+pub fn warnings(cfg: &Config) -> Vec<String> {
+    let p = &cfg.policies;
+    let rejects_acks0 = p.produce_acks.action == Action::Reject || p.scopes.iter().any(|s| s.produce_acks == Some(Action::Reject));
+    let mut out = Vec::new();
+    if rejects_acks0 {
+        out.push(
+            concat!(
+                "policies.produce_acks: reject cannot answer an acks=0 request, so it closes the connection: ",
+                "the producer believes its records sent and they are lost (KafkaJS and aiokafka reported 30 of 30 sent, none arrived). ",
+                "upgrade writes them with acks=all instead; the audit event of each closed request counts the records dropped"
+            )
+            .into(),
+        );
+    }
+    out
+}
+
 pub fn validate(raw: RawConfig, errors: &mut Vec<String>) -> Config {
     let RawConfig { listen, upstream, limits, policies, audit, admin, detectors } = raw;
     check_listen(&listen, errors);

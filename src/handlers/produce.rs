@@ -107,7 +107,11 @@ fn acks<V: ClusterView>(env: &Env<'_, V>, mut frame: BytesMut, h: &RequestHeader
             Ok(Route::Forward(frame.freeze(), answered(h)))
         }
         AcksVerdict::Close => {
-            let detail = serde_json::json!({ "acks": 0, "outcome": "connection closed: an acks=0 request cannot be answered" });
+            // The producer believes these sent: say how many were lost (from the batch headers).
+            let dropped: i64 = produce_batches(&frame, h, head).unwrap_or_default().iter().map(|b| b.summary.records).sum();
+            let outcome =
+                "connection closed: an acks=0 request cannot be answered; its records are lost and the producer believes them sent";
+            let detail = serde_json::json!({ "acks": 0, "records_dropped": dropped, "outcome": outcome });
             env.audit.record(event(verdict, detail));
             Ok(Route::Close)
         }
