@@ -1,7 +1,8 @@
 //! Everything about bytes on the wire, and nothing about policy: the bounds-checked cursor, frame
 //! splitting, header peeks, the Produce acks patch and response scan, the count-walk guards that
 //! run before kafka-protocol decodes client input, the API/version table, frame building, the
-//! one table of Kafka error codes, and who authenticated as read from a relayed SASL exchange.
+//! one table of Kafka error codes, who authenticated as read from a relayed SASL exchange, and
+//! the record batches the proxy writes itself (`records`: building, producer stamping).
 
 pub mod cursor;
 pub mod encode;
@@ -11,6 +12,7 @@ pub mod guard;
 pub mod header;
 pub mod produce;
 pub mod produce_response;
+pub mod records;
 pub mod sasl;
 pub mod versions;
 
