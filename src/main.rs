@@ -105,8 +105,9 @@ fn tls_check(cfg: &config::Config) -> Result<(), String> {
 }
 
 async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
-    let (log, writer) = audit::start(&cfg.audit).await.map_err(|e| anyhow::anyhow!("proxy cannot open the audit sink: {e}"))?;
-    let proxy = state::Proxy::new(cfg, log).map_err(|e| anyhow::anyhow!("proxy cannot start: {e}"))?;
+    let settings = state::client_settings(&cfg).map_err(|e| anyhow::anyhow!("proxy cannot start: {e}"))?;
+    let (log, writer) = audit::start(&cfg.audit, &settings).await.map_err(|e| anyhow::anyhow!("proxy cannot open an audit sink: {e}"))?;
+    let proxy = state::Proxy::with_client(cfg, log, settings).map_err(|e| anyhow::anyhow!("proxy cannot start: {e}"))?;
     server::start(proxy.clone()).await.map_err(|e| anyhow::anyhow!("proxy cannot bind the bootstrap listener: {e}"))?;
     let reloading = proxy.clone();
     tokio::spawn(config::reload::watch(path, move |cfg| reloading.reload(cfg)));

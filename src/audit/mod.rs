@@ -1,7 +1,11 @@
 //! The audit stream: one JSON line per decision the proxy took about a weak request. Each kind of
 //! event has one constructor here, so its name, rule and shape live in one place; `writer` gets
-//! the lines out without ever slowing traffic.
+//! the lines out without ever slowing traffic, to every configured sink (`sinks`: the trait,
+//! queues and counters, stdout; `file` with rotation; `kafka`, the proxy's own producer).
 
+pub mod file;
+pub mod kafka;
+pub mod sinks;
 pub mod writer;
 
 use std::net::SocketAddr;
@@ -9,7 +13,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-pub use writer::{spawn, start, AuditLog, WriterHandle};
+pub use sinks::{Sink, SinkError, SinkStats};
+pub use writer::{spawn, spawn_sinks, start, AuditLog, SinkSet, WriterHandle};
 
 /// One decision, as it happened.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -34,6 +39,10 @@ pub struct Event {
     pub api_version: i16,
     pub topics: Vec<String>,
     pub detail: serde_json::Value,
+    /// A detector's own discriminator for aggregation (e.g. topic and error code), so repeats
+    /// are counted per (client, principal, ..., dedup); never written.
+    #[serde(skip)]
+    pub dedup: Option<String>,
 }
 
 /// Who sent the request an event is about, and which request it was.
@@ -72,7 +81,14 @@ impl Event {
             api_version: o.api_version,
             topics,
             detail,
+            dedup: None,
         }
+    }
+
+    /// The same event, aggregated apart from others that differ only in `dedup`.
+    pub fn with_dedup(mut self, dedup: impl Into<String>) -> Event {
+        self.dedup = Some(dedup.into());
+        self
     }
 
     /// A Produce with acks 0 or 1, and what the acks rule did with it.
@@ -116,3 +132,6 @@ impl Event {
         Event::new(o, "reassign_partitions", TOPIC_RULES, action, vec![topic], detail)
     }
 }
+
+#[cfg(test)]
+mod tests;

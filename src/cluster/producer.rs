@@ -5,6 +5,8 @@
 //! broker that lost the producer's state gets a new producer id and the batch re-stamped.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -37,6 +39,18 @@ impl ProducerConfig {
     pub fn new(topic: impl Into<String>) -> Self {
         Self { topic: topic.into(), create: None, backoff_min: Duration::from_millis(100), backoff_max: Duration::from_secs(5) }
     }
+}
+
+/// What the producer went through, readable while it works (metrics read these).
+#[derive(Debug, Default)]
+pub struct ProducerCounters {
+    /// Batches acknowledged by their leader.
+    pub batches: AtomicU64,
+    /// Attempts that failed and were retried (the same batch re-sent).
+    pub retries: AtomicU64,
+    /// New producer ids after the broker lost or fenced the producer (a batch re-stamped then
+    /// may be written twice, if an earlier attempt had landed).
+    pub reinits: AtomicU64,
 }
 
 /// A batch the producer gave up on: retrying cannot help.
@@ -134,7 +148,9 @@ impl Step {
     fn of(e: ClusterError) -> Step {
         match &e {
             ClusterError::Kafka { code, .. } if matches!(next_after(*code), Next::Reinit) => Step::Reinit(e.to_string()),
-            ClusterError::Kafka { code, .. } if matches!(next_after(*code), Next::Refresh) => Step::Again { refresh: true, why: e.to_string() },
+            ClusterError::Kafka { code, .. } if matches!(next_after(*code), Next::Refresh) => {
+                Step::Again { refresh: true, why: e.to_string() }
+            }
             // A lost connection may mean a moved leader.
             _ if e.retriable() => Step::Again { refresh: true, why: e.to_string() },
             _ => Step::Fail(ProduceError::Cluster(e)),
@@ -152,15 +168,17 @@ pub struct Producer {
     /// Round robin over the partitions, one batch each.
     turn: usize,
     pending: Option<Pending>,
-    /// Attempts that failed and were retried; producer ids re-initialised after the broker lost
-    /// or fenced the producer.
-    pub retries: u64,
-    pub reinits: u64,
+    counters: Arc<ProducerCounters>,
 }
 
 impl Producer {
     pub fn new(client: ClusterClient, cfg: ProducerConfig) -> Self {
-        Self { client, cfg, id: None, sequences: HashMap::new(), leaders: None, turn: 0, pending: None, retries: 0, reinits: 0 }
+        let counters = Arc::new(ProducerCounters::default());
+        Self { client, cfg, id: None, sequences: HashMap::new(), leaders: None, turn: 0, pending: None, counters }
+    }
+
+    pub fn counters(&self) -> Arc<ProducerCounters> {
+        self.counters.clone()
     }
 
     /// Writes `values` as one batch (one record each, value only, timestamped now) and returns
@@ -189,7 +207,7 @@ impl Producer {
                     return Err(e);
                 }
                 Step::Reinit(why) => {
-                    self.reinits += 1;
+                    self.counters.reinits.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(topic = %self.cfg.topic, reason = %why, "the broker lost or fenced the proxy's producer: new producer id, same batch");
                     self.id = None;
                     self.sequences.clear();
@@ -197,9 +215,9 @@ impl Producer {
                 }
                 Step::Again { refresh, why } => (refresh, why),
             };
-            self.retries += 1;
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
             failures += 1;
-            if failures == 1 || failures % 10 == 0 {
+            if failures == 1 || failures.is_multiple_of(10) {
                 tracing::warn!(topic = %self.cfg.topic, attempts = failures, error = %why, "proxy's produce failed; re-sending the same batch");
             }
             if refresh {
@@ -233,6 +251,7 @@ impl Producer {
         if matches!(step, Step::Done) {
             if let Some(p) = self.pending.take() {
                 self.sequences.insert(partition, records::next_sequence(p.stamp.base_sequence, p.count));
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
             }
         }
         step
@@ -281,10 +300,17 @@ impl Producer {
             .flat_map(|t| t.partition_responses.iter())
             .find(|r| r.index == partition);
         let Some(r) = result else {
-            return Step::Fail(ProduceError::Refused { topic: self.cfg.topic.clone(), partition, code: errors::NONE, message: Some("no result in the response".into()) });
+            return Step::Fail(ProduceError::Refused {
+                topic: self.cfg.topic.clone(),
+                partition,
+                code: errors::NONE,
+                message: Some("no result in the response".into()),
+            });
         };
         let message = r.error_message.as_ref().map(|m| m.to_string());
-        let why = || format!("{} ({}){}", errors::name(r.error_code), r.error_code, message.as_ref().map(|m| format!(": {m}")).unwrap_or_default());
+        let why = || {
+            format!("{} ({}){}", errors::name(r.error_code), r.error_code, message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())
+        };
         match next_after(r.error_code) {
             Next::Done => Step::Done,
             Next::Refresh => Step::Again { refresh: true, why: why() },
@@ -304,7 +330,11 @@ impl Producer {
         let resp = self.client.call(&req, versions(0, 5)).await.map_err(Step::of)?;
         if resp.error_code != errors::NONE {
             let e = ClusterError::Kafka { api: "InitProducerId", code: resp.error_code, message: None };
-            return Err(if e.retriable() { Step::Again { refresh: false, why: e.to_string() } } else { Step::Fail(ProduceError::Cluster(e)) });
+            return Err(if e.retriable() {
+                Step::Again { refresh: false, why: e.to_string() }
+            } else {
+                Step::Fail(ProduceError::Cluster(e))
+            });
         }
         let id = (resp.producer_id.0, resp.producer_epoch);
         tracing::info!(topic = %self.cfg.topic, producer_id = id.0, epoch = id.1, "proxy's idempotent producer initialised");
@@ -321,10 +351,10 @@ impl Producer {
             (None, Some(spec)) => {
                 leaders::create_topic(&self.client, topic, spec).await.map_err(Step::of)?;
                 tracing::info!(%topic, partitions = spec.partitions, replication_factor = spec.replication_factor, "proxy created its topic");
-                leaders::leaders(&self.client, topic).await.map_err(Step::of)?.ok_or_else(|| Step::Again {
-                    refresh: true,
-                    why: format!("topic {topic} not visible yet after its creation"),
-                })?
+                leaders::leaders(&self.client, topic)
+                    .await
+                    .map_err(Step::of)?
+                    .ok_or_else(|| Step::Again { refresh: true, why: format!("topic {topic} not visible yet after its creation") })?
             }
             (None, None) => return Err(Step::Again { refresh: true, why: format!("topic {topic} does not exist (create_topic is off)") }),
         };

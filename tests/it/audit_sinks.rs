@@ -76,7 +76,9 @@ fn own_producer_against_tansu_negotiates_init_producer_id_and_resends_without_du
             let values: Vec<Bytes> = (0..4).map(|i| Bytes::from(format!("batch{b}-{i}"))).collect();
             p.send(&values).await.expect("send");
         }
-        assert_eq!((p.retries, p.reinits), (0, 0));
+        let n = p.counters();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!((load(&n.batches), load(&n.retries), load(&n.reinits)), (3, 0, 0));
         // The same stamped batch twice, then a sequence gap, with an id of its own.
         let init = c.call(&init_request(), versions(0, 5)).await.expect("init");
         let stamp = ProducerStamp { producer_id: init.producer_id.0, producer_epoch: init.producer_epoch, base_sequence: 0 };
