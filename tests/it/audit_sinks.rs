@@ -4,6 +4,8 @@
 //! cluster never answers dropping and reporting while the others keep writing.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,12 +13,22 @@ use kafka_durability_proxy::cluster::client::versions;
 use kafka_durability_proxy::cluster::leaders::{self, TopicSpec};
 use kafka_durability_proxy::cluster::producer::{Producer, ProducerConfig};
 use kafka_durability_proxy::cluster::{ClientSettings, ClusterClient};
+use kafka_durability_proxy::protocol::encode as frames;
 use kafka_durability_proxy::protocol::records::{self, ProducerStamp};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsRequest, InitProducerIdRequest, InitProducerIdResponse, MetadataResponse,
+    ProduceRequest, ProduceResponse, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use serde_json::Value;
 
-use crate::support::{free_port, kclient, runtime, start_tansu};
+use crate::support::fake::{FakeBroker, RawClient, Reply};
+use crate::support::{free_port, kclient, runtime, start_tansu, wait_for_port, Proxy, Sections, TANSU_NODE};
 
 fn client(port: u16) -> ClusterClient {
     ClusterClient::new(ClientSettings {
@@ -100,14 +112,255 @@ fn own_producer_against_tansu_negotiates_init_producer_id_and_resends_without_du
     assert_eq!(values, want, "every record once, in order");
 }
 
-#[allow(dead_code)]
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if ok() {
-            return;
+/// Every line of a rotating file sink, oldest file first.
+fn rotated_lines(path: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = (1..=200).map(|n| PathBuf::from(format!("{}.{n}", path.display()))).filter(|p| p.exists()).collect();
+    files.reverse();
+    files.push(path.to_owned());
+    files.iter().flat_map(|f| std::fs::read_to_string(f).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>()).collect()
+}
+
+fn json(lines: &[String]) -> Vec<Value> {
+    lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}"))).collect()
+}
+
+fn produce_weak(proxy: &Proxy, lib: &str, acks: &str, id: &str, topic: &str, count: usize) {
+    let count = count.to_string();
+    let args = [
+        "produce",
+        "--lib",
+        lib,
+        "--bootstrap",
+        &proxy.addr(),
+        "--topic",
+        topic,
+        "--acks",
+        acks,
+        "--client-id",
+        id,
+        "--prefix",
+        id,
+        "--count",
+        &count,
+        "--one-per-request",
+    ];
+    let r = kclient(&args);
+    assert_eq!(r["errors"], serde_json::json!([]), "{id}: {r}");
+}
+
+#[test]
+fn kafka_sink_holds_exactly_the_lines_the_rotating_file_got() {
+    let dir = tempfile::tempdir().expect("dir");
+    let tansu_port = free_port();
+    let _tansu = start_tansu(dir.path(), tansu_port, tansu_port);
+    let file = dir.path().join("audit.jsonl");
+    let audit = format!(
+        "audit:\n  window_secs: 1\n  sinks:\n    - {{type: file, path: {}, max_bytes: 4096, keep: 100}}\n    - {{type: kafka, topic: _kdp_audit, create_topic: true, replication_factor: 3, min_insync_replicas: 2, partitions: 1}}\n",
+        file.display()
+    );
+    let node = free_port();
+    let mut proxy = Proxy::start_with(dir.path(), tansu_port, &[(TANSU_NODE, node)], &Sections { audit, ..Sections::default() });
+    wait_for_port(node, "proxy broker listener");
+    let spec = r#"[{"name": "weak", "rf": 3, "configs": {"min.insync.replicas": "2"}}]"#;
+    assert_eq!(kclient(&["create-topics", "--bootstrap", &proxy.addr(), "--spec", spec])["results"]["weak"]["code"], 0);
+    let clients = [("confluent", "1"), ("confluent", "0"), ("kafka-python", "1"), ("kafka-python", "0")];
+    for round in 0..3 {
+        for (lib, acks) in clients {
+            produce_weak(&proxy, lib, acks, &format!("{lib}-acks{acks}-{round}"), "weak", 5);
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("{what} within {secs}s");
+    std::thread::sleep(Duration::from_millis(2500));
+    proxy.stop();
+    let log = proxy.log();
+    assert!(log.contains("proxy created its topic") && log.contains("idempotent producer initialised"), "{log}");
+    let lines = rotated_lines(&file);
+    let parsed = json(&lines);
+    assert!(parsed.iter().filter(|l| l["kind"] == "first" && l["event"] == "weak_acks").count() >= 12, "{lines:#?}");
+    assert!(parsed.iter().all(|l| l["kind"] != "audit_dropped"), "nothing dropped: {lines:#?}");
+    assert!(PathBuf::from(format!("{}.1", file.display())).exists(), "{} lines did not rotate at 4096 bytes", lines.len());
+
+    // Read the topic back through a second proxy: the same lines, in order, each once.
+    let (dir2, node2) = (tempfile::tempdir().expect("dir"), free_port());
+    let reader = Proxy::start_with(dir2.path(), tansu_port, &[(TANSU_NODE, node2)], &Sections::default());
+    let (expect, group) = ((lines.len() + 1).to_string(), format!("audit-reader-{node2}"));
+    let r = kclient(&[
+        "consume",
+        "--bootstrap",
+        &reader.addr(),
+        "--topic",
+        "_kdp_audit",
+        "--expect",
+        &expect,
+        "--group",
+        &group,
+        "--timeout",
+        "10",
+    ]);
+    let values: Vec<String> = r["values"].as_array().expect("values").iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(values.len(), lines.len(), "no line missing, none twice: {r}");
+    assert_eq!(values, lines);
+    let files = (1..=100).filter(|n| PathBuf::from(format!("{}.{n}", file.display())).exists()).count() + 1;
+    eprintln!("{} audit lines in {files} files, the same {} records in _kdp_audit", lines.len(), values.len());
+}
+
+/// A refused CreateTopics, answered by the proxy itself: an audit event that needs no broker.
+fn refused_create(port: u16, client: &str) {
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_string(format!("thin-{client}"))))
+        .with_num_partitions(1)
+        .with_replication_factor(1);
+    let req = frames::request(ApiKey::CreateTopics, 5, 1, Some(client), &CreateTopicsRequest::default().with_topics(vec![topic]))
+        .expect("encode");
+    let mut c = RawClient::connect(port);
+    c.send(&req);
+    assert!(c.recv().is_some(), "{client}: the proxy answered");
+}
+
+#[test]
+fn a_sink_whose_cluster_never_answers_drops_and_reports_while_stdout_and_file_keep_writing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let silent = FakeBroker::start(1, Arc::new(|_, _, _| Reply::Nothing));
+    let file = dir.path().join("audit.jsonl");
+    let audit = format!(
+        "audit:\n  window_secs: 1\n  queue_capacity: 10\n  sinks:\n    - {{type: stdout}}\n    - {{type: file, path: {}, max_bytes: 1500, keep: 2}}\n    - {{type: kafka, name: audit-topic, topic: _kdp_audit}}\n",
+        file.display()
+    );
+    let up = "  request_timeout_ms: 1000\n".to_owned();
+    let mut proxy = Proxy::start_with(
+        dir.path(),
+        silent.ports[0],
+        &[(TANSU_NODE, free_port())],
+        &Sections { audit, upstream: up, ..Sections::default() },
+    );
+    let started = Instant::now();
+    for i in 0..60 {
+        refused_create(proxy.bootstrap, &format!("thin-{i:02}"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let stopping = Instant::now();
+    proxy.stop();
+    eprintln!("traffic {:?}, stop took {:?}", stopping - started, stopping.elapsed());
+    let stdout: Vec<String> =
+        std::fs::read_to_string(dir.path().join("proxy.stdout")).expect("stdout").lines().map(str::to_owned).collect();
+    let parsed = json(&stdout);
+    let firsts = parsed.iter().filter(|l| l["kind"] == "first" && l["event"] == "create_topic").count();
+    assert_eq!(firsts, 60, "stdout got every event: {stdout:#?}");
+    let reports: Vec<&Value> = parsed.iter().filter(|l| l["kind"] == "audit_dropped").collect();
+    assert!(reports.iter().all(|l| l["sink"] == "audit-topic"), "only the Kafka sink dropped: {reports:#?}");
+    let dropped: u64 = reports.iter().map(|l| l["count"].as_u64().unwrap_or(0)).sum();
+    assert!(dropped >= 40, "the stuck sink holds at most its queue and a batch: {dropped} reported");
+    // The file rotated at 1500 bytes, keeping two old files: its lines are stdout's last ones.
+    let kept = rotated_lines(&file);
+    assert!(PathBuf::from(format!("{}.2", file.display())).exists() && !PathBuf::from(format!("{}.3", file.display())).exists());
+    assert!(kept.len() < stdout.len() && stdout.ends_with(&kept), "file {kept:#?}\nstdout {stdout:#?}");
+    for n in [1, 2] {
+        let len = std::fs::metadata(format!("{}.{n}", file.display())).expect("rotated").len();
+        assert!(len <= 1500, ".{n} is {len} bytes");
+    }
+    let log = proxy.log();
+    assert!(log.contains("audit sink full or failing") && log.contains("audit-topic"), "{log}");
+    assert!(log.contains("did not finish writing before exit"), "{log}");
+}
+
+/// What the fake leader saw in each Produce: (producer id, epoch, base sequence, records, CRC ok).
+type Seen = Arc<Mutex<Vec<(i64, i16, i32, usize, bool, Bytes)>>>;
+
+fn body<M: Decodable>(frame: &[u8], h: &kafka_durability_proxy::protocol::RequestHeader) -> M {
+    M::decode(&mut Bytes::copy_from_slice(&frame[h.body_offset.expect("body")..]), h.api_version).expect("decode request")
+}
+
+/// A one-broker cluster that answers Produce with `codes` in turn (then 0), counting requests.
+fn scripted_leader(codes: Vec<i16>, seen: Seen, asked: Arc<Mutex<BTreeMap<i16, usize>>>) -> FakeBroker {
+    let codes = Arc::new(Mutex::new(codes));
+    FakeBroker::start(
+        1,
+        Arc::new(move |p, h, frame| {
+            *asked.lock().expect("lock").entry(h.api_key).or_default() += 1;
+            let (v, corr) = (h.api_version, h.correlation_id);
+            let bytes = match h.api_key {
+                18 => {
+                    let keys = [(0, 3, 9), (3, 4, 12), (18, 0, 3), (22, 0, 4)];
+                    let api = keys.iter().map(|(k, a, b)| ApiVersion::default().with_api_key(*k).with_min_version(*a).with_max_version(*b));
+                    frames::response(ApiKey::ApiVersions, v, corr, &ApiVersionsResponse::default().with_api_keys(api.collect()))
+                }
+                3 => {
+                    let broker = MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(1))
+                        .with_host(StrBytes::from_static_str("127.0.0.1"))
+                        .with_port(i32::from(p));
+                    let part = MetadataResponsePartition::default().with_partition_index(0).with_leader_id(BrokerId(1));
+                    let topic = MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_static_str("audit"))))
+                        .with_partitions(vec![part]);
+                    frames::response(
+                        ApiKey::Metadata,
+                        v,
+                        corr,
+                        &MetadataResponse::default().with_brokers(vec![broker]).with_topics(vec![topic]),
+                    )
+                }
+                22 => {
+                    let n = asked.lock().expect("lock").get(&22).copied().unwrap_or(1) as i64;
+                    frames::response(
+                        ApiKey::InitProducerId,
+                        v,
+                        corr,
+                        &InitProducerIdResponse::default().with_producer_id(ProducerId(999 + n)),
+                    )
+                }
+                0 => {
+                    let req: ProduceRequest = body(frame, h);
+                    let batch = req.topic_data[0].partition_data[0].records.clone().expect("records");
+                    let st = records::read_stamp(&batch).expect("v2 batch");
+                    let n = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch.clone()).expect("decodes").records.len();
+                    let crc = records::crc_matches(&batch) == Ok(true);
+                    seen.lock().expect("lock").push((st.producer_id, st.producer_epoch, st.base_sequence, n, crc, batch));
+                    let mut codes = codes.lock().expect("lock");
+                    let code = if codes.is_empty() { 0 } else { codes.remove(0) };
+                    let part = PartitionProduceResponse::default().with_index(0).with_error_code(code);
+                    let topic = TopicProduceResponse::default()
+                        .with_name(TopicName(StrBytes::from_static_str("audit")))
+                        .with_partition_responses(vec![part]);
+                    frames::response(ApiKey::Produce, v, corr, &ProduceResponse::default().with_responses(vec![topic]))
+                }
+                other => panic!("unexpected API {other}"),
+            };
+            Reply::Frame(bytes.expect("encode"))
+        }),
+    )
+}
+
+#[test]
+fn the_producer_resends_the_same_batch_and_restamps_after_the_broker_loses_it() {
+    let seen: Seen = Arc::default();
+    let asked = Arc::new(Mutex::new(BTreeMap::new()));
+    // NOT_LEADER_OR_FOLLOWER, then OK; OUT_OF_ORDER_SEQUENCE_NUMBER, then OK; OK.
+    let fake = scripted_leader(vec![6, 0, 45], seen.clone(), asked.clone());
+    let mut cfg = ProducerConfig::new("audit");
+    cfg.backoff_min = Duration::from_millis(10);
+    let mut p = Producer::new(client(fake.ports[0]), cfg);
+    let vals = |prefix: &str, n: usize| (0..n).map(|i| Bytes::from(format!("{prefix}{i}"))).collect::<Vec<_>>();
+    runtime().block_on(async {
+        p.send(&vals("a", 3)).await.expect("a");
+        p.send(&vals("b", 2)).await.expect("b");
+        p.send(&vals("c", 1)).await.expect("c");
+    });
+    let seen = seen.lock().expect("lock").clone();
+    let stamps: Vec<(i64, i16, i32, usize, bool)> = seen.iter().map(|s| (s.0, s.1, s.2, s.3, s.4)).collect();
+    assert_eq!(
+        stamps,
+        vec![(1000, 0, 0, 3, true), (1000, 0, 0, 3, true), (1000, 0, 3, 2, true), (1001, 0, 0, 2, true), (1001, 0, 2, 1, true)],
+        "same batch after a leader change, new producer id and sequence 0 after a lost sequence"
+    );
+    assert_eq!(seen[0].5, seen[1].5, "the re-sent batch is byte for byte the first");
+    let asked = asked.lock().expect("lock").clone();
+    assert_eq!(
+        (asked.get(&3), asked.get(&22)),
+        (Some(&2), Some(&2)),
+        "Metadata refreshed once, producer id re-initialised once: {asked:?}"
+    );
+    let c = p.counters();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((load(&c.batches), load(&c.retries), load(&c.reinits)), (3, 2, 1));
 }
