@@ -102,3 +102,10 @@ fn exemptions_match_client_source_and_topic() {
     assert!(ex.topic_exempt("scratch.tmp"));
     assert!(!ex.topic_exempt("orders"));
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let text = include_str!("../../config/proxy.example.yaml");
+    let cfg = parse(text).unwrap_or_else(|e| panic!("config/proxy.example.yaml: {e}"));
+    assert_eq!(cfg.audit.sinks, vec![SinkSpec::stdout()]);
+}
