@@ -364,3 +364,68 @@ fn the_producer_resends_the_same_batch_and_restamps_after_the_broker_loses_it() 
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!((load(&c.batches), load(&c.retries), load(&c.reinits)), (3, 2, 1));
 }
+
+#[test]
+fn kafka_sink_logs_in_with_the_proxys_own_tls_and_scram() {
+    use crate::support::secure::{kclient_secure, start_haproxy_tls, start_tansu_sasl, ClientSecurity, Pki, Scram};
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::generate(&dir.path().join("pki"));
+    let (tansu_port, tls_port, node) = (free_port(), free_port(), free_port());
+    let _haproxy = start_haproxy_tls(dir.path(), tls_port, tansu_port, &pki.server_combined);
+    let _tansu = start_tansu_sasl(
+        dir.path(),
+        tansu_port,
+        tls_port,
+        &[("alice", "alice-secret", Scram::Sha256), ("kdp", "proxy-secret", Scram::Sha256)],
+    );
+    let pw = dir.path().join("proxy.password");
+    std::fs::write(&pw, "proxy-secret\n").expect("password file");
+    let upstream = format!(
+        "  tls:\n    ca_file: {}\n  sasl:\n    mechanism: SCRAM-SHA-256\n    username: kdp\n    password_file: {}\n",
+        pki.ca.display(),
+        pw.display()
+    );
+    let file = dir.path().join("audit.jsonl");
+    let audit = format!(
+        "audit:\n  window_secs: 1\n  sinks:\n    - {{type: file, path: {}}}\n    - {{type: kafka, topic: _kdp_audit}}\n",
+        file.display()
+    );
+    let mut proxy = Proxy::start_with(dir.path(), tls_port, &[(TANSU_NODE, node)], &Sections { upstream, audit, ..Sections::default() });
+    let alice = ClientSecurity::sasl_plaintext("alice", "alice-secret", Scram::Sha256);
+    let spec = r#"[{"name": "secure-weak", "rf": 3, "configs": {"min.insync.replicas": "2"}}]"#;
+    let created = kclient_secure(&["create-topics", "--bootstrap", &proxy.addr(), "--spec", spec], &alice);
+    assert_eq!(created["results"]["secure-weak"]["code"], 0, "{created}");
+    for lib in ["confluent", "kafka-python"] {
+        let args = [
+            "produce",
+            "--lib",
+            lib,
+            "--bootstrap",
+            &proxy.addr(),
+            "--topic",
+            "secure-weak",
+            "--acks",
+            "1",
+            "--client-id",
+            lib,
+            "--count",
+            "3",
+            "--one-per-request",
+        ];
+        let r = kclient_secure(&args, &alice);
+        assert_eq!(r["delivered"], 3, "{r}");
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    proxy.stop();
+    let lines = rotated_lines(&file);
+    assert!(json(&lines).iter().any(|l| l["principal"] == "User:alice"), "{lines:#?}");
+    // Straight from the broker, through its TLS front, as alice.
+    let direct = ClientSecurity::sasl_ssl("alice", "alice-secret", Scram::Sha256, &pki.ca);
+    let (addr, expect) = (format!("127.0.0.1:{tls_port}"), (lines.len() + 1).to_string());
+    let r = kclient_secure(
+        &["consume", "--bootstrap", &addr, "--topic", "_kdp_audit", "--expect", &expect, "--group", "g-secure-audit", "--timeout", "10"],
+        &direct,
+    );
+    let values: Vec<String> = r["values"].as_array().expect("values").iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(values, lines, "{r}");
+}
