@@ -30,12 +30,6 @@ pub struct SinkStats {
     pub producer: Option<Arc<ProducerCounters>>,
 }
 
-impl SinkStats {
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-}
-
 /// Why a sink could not write a batch of lines.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

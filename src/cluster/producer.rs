@@ -283,7 +283,9 @@ impl Producer {
         let Some(p) = &self.pending else { return Step::Done };
         let topic = TopicName(StrBytes::from_string(self.cfg.topic.clone()));
         let data = PartitionProduceData::default().with_index(partition).with_records(Some(Bytes::copy_from_slice(&p.batch)));
-        let timeout_ms = i32::try_from(self.client.settings().request_timeout.as_millis()).unwrap_or(i32::MAX);
+        // The broker's own wait for the in-sync replicas ends before the request times out here,
+        // so its answer (REQUEST_TIMED_OUT, retried) comes back rather than a dropped connection.
+        let timeout_ms = i32::try_from(self.client.settings().request_timeout.as_millis() * 4 / 5).unwrap_or(i32::MAX);
         let req = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(timeout_ms)
