@@ -222,7 +222,7 @@ fn a_sink_whose_cluster_never_answers_drops_and_reports_while_stdout_and_file_ke
     let silent = FakeBroker::start(1, Arc::new(|_, _, _| Reply::Nothing));
     let file = dir.path().join("audit.jsonl");
     let audit = format!(
-        "audit:\n  window_secs: 1\n  queue_capacity: 10\n  sinks:\n    - {{type: stdout}}\n    - {{type: file, path: {}, max_bytes: 1500, keep: 2}}\n    - {{type: kafka, name: audit-topic, topic: _kdp_audit}}\n",
+        "audit:\n  window_secs: 1\n  queue_capacity: 20\n  sinks:\n    - {{type: stdout}}\n    - {{type: file, path: {}, max_bytes: 1500, keep: 2}}\n    - {{type: kafka, name: audit-topic, topic: _kdp_audit}}\n",
         file.display()
     );
     let up = "  request_timeout_ms: 1000\n".to_owned();
@@ -235,7 +235,8 @@ fn a_sink_whose_cluster_never_answers_drops_and_reports_while_stdout_and_file_ke
     let started = Instant::now();
     for i in 0..60 {
         refused_create(proxy.bootstrap, &format!("thin-{i:02}"));
-        std::thread::sleep(Duration::from_millis(20));
+        // Paced so that the healthy sinks keep up even on a loaded machine (a second's stall).
+        std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(2500));
     let stopping = Instant::now();
@@ -249,7 +250,7 @@ fn a_sink_whose_cluster_never_answers_drops_and_reports_while_stdout_and_file_ke
     let reports: Vec<&Value> = parsed.iter().filter(|l| l["kind"] == "audit_dropped").collect();
     assert!(reports.iter().all(|l| l["sink"] == "audit-topic"), "only the Kafka sink dropped: {reports:#?}");
     let dropped: u64 = reports.iter().map(|l| l["count"].as_u64().unwrap_or(0)).sum();
-    assert!(dropped >= 40, "the stuck sink holds at most its queue and a batch: {dropped} reported");
+    assert!(dropped >= 30, "the stuck sink holds at most its queue and a batch: {dropped} reported");
     // The file rotated at 1500 bytes, keeping two old files: its lines are stdout's last ones.
     let kept = rotated_lines(&file);
     assert!(PathBuf::from(format!("{}.2", file.display())).exists() && !PathBuf::from(format!("{}.3", file.display())).exists());
