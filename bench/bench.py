@@ -99,7 +99,8 @@ class Bed:
                 f"listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {self.bootstrap}\n"
                 f"  broker_ports: {{111: {node_port}}}\nupstream:\n  bootstrap_servers: ['127.0.0.1:{self.broker}']\n"
                 f"policies:\n  produce_acks:\n    action: {action}\n"
-                f"audit:\n  sink: file\n  path: {work / 'audit.jsonl'}\n")
+                f"audit:\n  sink: file\n  path: {work / 'audit.jsonl'}\n"
+                f"admin:\n  listen: null\n")
             self.hop_pid = self._spawn("proxy", [str(PROXY_BIN), "--config", str(cfg)], env={"RUST_LOG": "warn"})
             wait_port(node_port, "proxy broker listener")
         if self.hop_pid:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the demo, the tests and the benchmark need, skipping what is already there:
-# Python clients (confluent-kafka bundles librdkafka; kafka-python), kcat, haproxy and the Go
-# clients (Sarama 1.22, kafka-go 0.2.1) from Debian,
+# Python clients (confluent-kafka bundles librdkafka; kafka-python; prometheus-client, the
+# parser the metrics tests read /metrics with), kcat, haproxy, Prometheus (its server and promtool
+# check the admin endpoint) and the Go clients (Sarama 1.22, kafka-go 0.2.1) from Debian,
 # and the tansu broker from crates.io (about 10 minutes the first time).
 set -euo pipefail
 
@@ -12,6 +13,7 @@ SUDO=""
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 # Go clients for tests/clients/go (built offline in GOPATH mode against /usr/share/gocode).
 command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/Shopify/sarama ] || need_apt+=(golang-github-shopify-sarama-dev)
@@ -22,9 +24,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
-  echo "setup: pip install confluent-kafka kafka-python"
-  pkgs=(confluent-kafka==2.16.1 kafka-python==3.0.12)
+if ! python3 -c 'import confluent_kafka, kafka, prometheus_client' >/dev/null 2>&1; then
+  echo "setup: pip install confluent-kafka kafka-python prometheus-client"
+  pkgs=(confluent-kafka==2.16.1 kafka-python==3.0.12 prometheus-client==0.26.0)
   # A Debian system Python refuses plain installs (PEP 668); a pyenv/venv Python does not.
   python3 -m pip install -q "${pkgs[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${pkgs[@]}"
 fi

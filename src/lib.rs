@@ -17,6 +17,8 @@
 //! - `session`: one client connection — `requests`, `responses`, the `inflight` queue.
 //! - `audit`: one constructor per event kind, the writer (aggregation, fan-out), and the sinks:
 //!   stdout, a rotating file, a Kafka topic.
+//! - `report`: the `report` command — reads audit logs, filters by time, groups and counts
+//!   (`mod.rs`, `line`, `args`), prints a table or JSON (`render`). Knows no connections.
 //! - `config`: serde types (`file`), validation, reload.
 //! - `state`: the shared state a reload swaps and sessions read.
 //! - `server`: wiring — state, listeners, discovery, shutdown.
@@ -29,10 +31,13 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod identity;
+pub mod metrics;
 pub mod net;
+pub mod ops;
 pub mod pattern;
 pub mod policy;
 pub mod protocol;
+pub mod report;
 pub mod rewrite;
 pub mod server;
 pub mod session;

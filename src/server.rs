@@ -8,10 +8,13 @@ use tracing::info;
 
 use crate::cluster::discovery;
 use crate::cluster::Target;
+use crate::metrics::Encoder;
 use crate::net::listener::{accept_loop, bind, AcceptCtx};
+use crate::ops::{self, OpsState};
 use crate::rewrite::Endpoints;
 use crate::session;
 use crate::state::Proxy;
+use tokio_util::sync::CancellationToken;
 
 /// Binds the bootstrap listener and starts serving; listeners for brokers follow from discovery
 /// and from every response that names a broker.
@@ -29,9 +32,26 @@ pub async fn start(proxy: Arc<Proxy>) -> std::io::Result<SocketAddr> {
     tokio::spawn(async move {
         let eps = proxy.endpoints();
         discovery::discover(&proxy.cluster, |node, host, port| eps.proxy_address(node, host, port).map(|_| ())).await;
+        proxy.mark_discovered();
         discovery::refresh_defaults(&proxy.cluster).await;
     });
     Ok(local)
+}
+
+/// Binds the admin endpoint (`admin.listen`) and serves it until `stop`; None when it is off.
+pub fn start_admin(
+    proxy: &Arc<Proxy>,
+    collect: Arc<dyn Fn(&mut Encoder) + Send + Sync>,
+    stop: CancellationToken,
+) -> std::io::Result<Option<SocketAddr>> {
+    let Some(addr) = proxy.config().admin.listen.clone() else { return Ok(None) };
+    let listener = bind(&addr, 128)?;
+    let local = listener.local_addr()?;
+    let ready = proxy.clone();
+    let state = OpsState { metrics: proxy.metrics.clone(), ready: Arc::new(move || ready.ready()), collect };
+    tokio::spawn(ops::serve(listener, state, stop));
+    info!(%local, "admin endpoint ready: /metrics /healthz /readyz");
+    Ok(Some(local))
 }
 
 /// Accepts on one listener until shutdown, each connection a session.
@@ -40,6 +60,7 @@ async fn serve(proxy: Arc<Proxy>, listener: tokio::net::TcpListener, target: Tar
         Target::Bootstrap => "bootstrap".to_owned(),
         Target::Node(id) => format!("broker {id}"),
     };
-    let ctx = AcceptCtx { name, shutdown: proxy.shutdown.clone(), tracker: proxy.sessions.clone(), limits: proxy.limits.clone() };
+    let metrics = proxy.metrics.listener(&name);
+    let ctx = AcceptCtx { name, shutdown: proxy.shutdown.clone(), tracker: proxy.sessions.clone(), limits: proxy.limits.clone(), metrics };
     accept_loop(listener, ctx, move |conn, permit| session::run(proxy.clone(), conn, permit, target)).await;
 }

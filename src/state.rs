@@ -3,6 +3,7 @@
 //! every session watches. Binding a listener for a newly seen broker happens here, so it exists
 //! before any client is told about that broker.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -11,12 +12,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Recorder};
 use crate::cluster::auth::Credentials;
 use crate::cluster::sasl::Secret;
 use crate::cluster::{ClientSettings, Cluster};
 use crate::config::file::UpstreamSasl;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::net::limits::{self, ConnLimits};
 use crate::net::listener::bind;
 use crate::net::tls::{TlsClient, TlsError, TlsServer};
@@ -62,7 +64,7 @@ pub struct Proxy {
     /// Swapped whole on reload; each request reads the current one.
     config: RwLock<Arc<Config>>,
     pub cluster: Cluster,
-    pub audit: AuditLog,
+    pub audit: Recorder,
     /// Cancelled on shutdown: listeners stop accepting, sessions stop reading new requests.
     pub shutdown: CancellationToken,
     /// Every client session, so shutdown can wait for their in-flight requests.
@@ -74,6 +76,11 @@ pub struct Proxy {
     pub tls_client: Option<Arc<TlsClient>>,
     /// Open client connections, under `limits.max_connections[_per_source]`.
     pub limits: Arc<ConnLimits>,
+    pub metrics: Arc<Metrics>,
+    /// Discovery reached a broker.
+    discovered: AtomicBool,
+    /// SIGTERM arrived: /readyz says 503 from now on.
+    draining: AtomicBool,
 }
 
 impl Proxy {
@@ -81,21 +88,25 @@ impl Proxy {
     /// loaded.
     pub fn new(config: Config, audit: AuditLog) -> Result<Arc<Self>, StartError> {
         let settings = client_settings(&config)?;
-        Self::with_client(config, audit, settings)
+        Self::with_client(config, audit, settings, Arc::new(Metrics::new()))
     }
 
-    /// Builds the shared state around client settings already loaded (`client_settings`), which
-    /// the audit log's Kafka sink shares.
-    pub fn with_client(config: Config, audit: AuditLog, settings: ClientSettings) -> Result<Arc<Self>, StartError> {
+    /// Builds the shared state around client settings already loaded (`client_settings`) and
+    /// metrics already made, both of which the audit log's Kafka sink shares.
+    pub fn with_client(config: Config, audit: AuditLog, settings: ClientSettings, metrics: Arc<Metrics>) -> Result<Arc<Self>, StartError> {
         let l = &config.limits;
         let handshake = Duration::from_millis(l.tls_handshake_timeout_ms);
         let tls_server = config.listen.tls.as_ref().map(|t| TlsServer::new(t, handshake)).transpose()?;
         let tls_client = settings.tls.clone();
         let max = limits::max_connections(l.max_connections, limits::raise_fd_limit());
+        let audit = Recorder::new(audit, metrics.clone());
         Ok(Arc::new(Self {
             limits: ConnLimits::new(max, l.max_connections_per_source),
+            cluster: Cluster::new(settings, metrics.clone()),
+            metrics,
+            discovered: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             config: RwLock::new(Arc::new(config)),
-            cluster: Cluster::new(settings),
             audit,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
@@ -139,9 +150,26 @@ impl Proxy {
         let _ = self.serve_listener.set(Box::new(serve));
     }
 
+    /// Ready for traffic: discovery reached a broker, and no drain has begun.
+    pub fn ready(&self) -> bool {
+        self.discovered.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_discovered(&self) {
+        self.discovered.store(true, Ordering::Relaxed);
+        self.metrics.ready.set(i64::from(self.ready()));
+    }
+
+    /// The first step of a shutdown: /readyz answers 503 while the listeners still accept.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.metrics.ready.set(0);
+    }
+
     /// Stops accepting, lets every session finish the requests it already forwarded, and waits
     /// for them at most `limits.drain_timeout_ms`. Returns the sessions still open at the deadline.
     pub async fn drain(&self) -> usize {
+        self.begin_drain();
         self.shutdown.cancel();
         self.sessions.close();
         let limit = Duration::from_millis(self.config().limits.drain_timeout_ms);

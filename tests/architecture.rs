@@ -1,6 +1,7 @@
 //! The layout's rules, checked on the source text so they cannot quietly erode: no import cycle
 //! between the top-level modules of src/, `policy` free of tokio, `net` and `cluster`, `protocol`
-//! free of policy, no file over 400 lines, and no function over 60 lines outside tests.
+//! free of policy, `report` free of connections, no file over 400 lines, and no function over 60
+//! lines outside tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -110,6 +111,24 @@ fn policy_is_pure_and_protocol_knows_no_policy() {
             assert!(deps.iter().all(|d| d == "protocol"), "{} imports {deps:?}: protocol knows only bytes", path.display());
         }
     }
+}
+
+#[test]
+fn report_reads_logs_not_connections() {
+    let mut seen = false;
+    for path in files(&src()) {
+        let Some(text) = production_text(&path) else { continue };
+        if module_of(&path) != "report" {
+            continue;
+        }
+        seen = true;
+        let deps = imports(&text);
+        for banned in ["net", "cluster", "session", "handlers", "server", "state"] {
+            assert!(!deps.contains(banned), "{} imports crate::{banned}: report only reads audit logs", path.display());
+        }
+        assert!(!text.contains("tokio::"), "{} mentions tokio: report is a plain synchronous reader", path.display());
+    }
+    assert!(seen, "src/report/ exists");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! proxy's own idempotent producer with acks=all (one record per line, value only). The topic is
 //! created in the configured durable shape when missing and `create_topic` is on.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::sinks::{Sink, SinkError};
@@ -9,23 +11,25 @@ use crate::cluster::leaders::TopicSpec;
 use crate::cluster::producer::{self, Producer, ProducerConfig};
 use crate::cluster::{ClientSettings, ClusterClient};
 use crate::config::KafkaSinkSpec;
+use crate::metrics::Metrics;
 
 pub struct KafkaSink {
     producer: Producer,
 }
 
 impl KafkaSink {
-    /// Its own pooled client (the proxy's TLS and SASL settings), so audit traffic never waits
-    /// behind the proxy's other requests. Nothing is sent before the first line.
-    pub fn new(settings: &ClientSettings, spec: &KafkaSinkSpec) -> Self {
+    /// Its own pooled client (the proxy's TLS and SASL settings, counted in the proxy's cluster
+    /// metrics), so audit traffic never waits behind the proxy's other requests. Nothing is sent
+    /// before the first line.
+    pub fn new(settings: &ClientSettings, spec: &KafkaSinkSpec, metrics: Arc<Metrics>) -> Self {
         let mut cfg = ProducerConfig::new(spec.topic.clone());
         if spec.create_topic {
             cfg.create = Some(topic_spec(spec));
         }
-        Self { producer: Producer::new(ClusterClient::new(settings.clone()), cfg) }
+        Self { producer: Producer::new(ClusterClient::new(settings.clone(), metrics), cfg) }
     }
 
-    pub fn producer_counters(&self) -> std::sync::Arc<producer::ProducerCounters> {
+    pub fn producer_counters(&self) -> Arc<producer::ProducerCounters> {
         self.producer.counters()
     }
 }

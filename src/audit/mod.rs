@@ -16,6 +16,29 @@ use serde::Serialize;
 pub use sinks::{Sink, SinkError, SinkStats};
 pub use writer::{spawn, spawn_sinks, start, AuditLog, SinkSet, WriterHandle};
 
+/// Where decisions go: counted per rule and action (metrics), then queued for the audit writer.
+#[derive(Clone)]
+pub struct Recorder {
+    log: AuditLog,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+impl Recorder {
+    pub fn new(log: AuditLog, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Recorder {
+        Recorder { log, metrics }
+    }
+
+    pub fn record(&self, event: Event) {
+        self.metrics.verdict(event.rule, event.action);
+        self.log.record(event);
+    }
+
+    /// The writer's queue, for its own counters.
+    pub fn log(&self) -> &AuditLog {
+        &self.log
+    }
+}
+
 /// One decision, as it happened.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Event {
@@ -58,6 +81,9 @@ pub struct Origin {
 
 /// The rule under which topic-shape changes (creates, config changes, partitions) are judged.
 pub const TOPIC_RULES: &str = "create_topics";
+
+/// The "rule" of what detectors see: nothing was changed, only recorded.
+pub const DETECTORS: &str = "detectors";
 
 impl Event {
     fn new(
@@ -102,10 +128,36 @@ impl Event {
         Event::new(o, "unseen_produce_error", crate::policy::produce::RULE, "close", topics, detail)
     }
 
-    /// A Metadata request asked the broker to auto-create topics; the proxy switched it off.
-    pub fn auto_topic_creation(o: &Origin) -> Event {
-        let detail = serde_json::json!({ "allow_auto_topic_creation": { "from": true, "to": false } });
-        Event::new(o, "auto_topic_creation", "metadata.block_auto_topic_creation", "upgrade", Vec::new(), detail)
+    /// A Metadata request would have auto-created these topics (the cluster does not have them);
+    /// the proxy switched creation off. Requests naming only existing topics are just counted.
+    pub fn auto_topic_creation(o: &Origin, missing: Vec<String>) -> Event {
+        let detail = serde_json::json!({ "allow_auto_topic_creation": { "from": true, "to": false }, "outcome": "topics not created" });
+        Event::new(o, "auto_topic_creation", "metadata.block_auto_topic_creation", "upgrade", missing, detail)
+    }
+
+    /// A partition error in a Produce response: deduplicated per topic and error.
+    pub fn produce_error(o: &Origin, topic: String, partition: i32, error_code: i16, message: Option<String>) -> Event {
+        let name = crate::protocol::errors::name(error_code);
+        let detail = serde_json::json!({ "partition": partition, "error_code": error_code, "error": name, "error_message": message });
+        let key = format!("{topic}/{error_code}");
+        Event::new(o, "produce_error", DETECTORS, "audit", vec![topic], detail).with_dedup(key)
+    }
+
+    /// Record batches without a producer id (not idempotent), and what the rule did.
+    pub fn non_idempotent(o: &Origin, action: &'static str, topics: Vec<String>, detail: serde_json::Value) -> Event {
+        Event::new(o, "non_idempotent_producer", crate::policy::idempotence::RULE, action, topics, detail)
+    }
+
+    /// A consumer asked for records retention had already deleted: it will skip them.
+    pub fn consumer_skip(o: &Origin, topic: String, detail: serde_json::Value) -> Event {
+        let key = topic.clone();
+        Event::new(o, "consumer_skip", DETECTORS, "audit", vec![topic], detail).with_dedup(key)
+    }
+
+    /// An offset a consumer group committed (with `detectors.offset_commits`).
+    pub fn offset_commit(o: &Origin, topic: String, detail: serde_json::Value) -> Event {
+        let key = format!("{topic}/{}", detail.get("partition").unwrap_or(&serde_json::Value::Null));
+        Event::new(o, "offset_commit", DETECTORS, "audit", vec![topic], detail).with_dedup(key)
     }
 
     pub fn create_topic(o: &Origin, action: &'static str, topic: String, detail: serde_json::Value) -> Event {

@@ -24,6 +24,7 @@ use super::sinks::{self, Outlet, Sink, SinkStats, WriterSink};
 use super::Event;
 use crate::cluster::ClientSettings;
 use crate::config::{AuditSettings, SinkKind};
+use crate::metrics::Metrics;
 
 /// How long sinks may take, at exit, to write what they still hold.
 pub const FLUSH_ON_EXIT: Duration = Duration::from_secs(5);
@@ -144,8 +145,9 @@ impl WriterHandle {
 }
 
 /// Starts the writer with the configured sinks. The Kafka sink uses its own client with the
-/// proxy's upstream settings (TLS, SASL); it sends nothing before the first line.
-pub async fn start(cfg: &AuditSettings, cluster: &ClientSettings) -> std::io::Result<(AuditLog, WriterHandle)> {
+/// proxy's upstream settings (TLS, SASL) and cluster `metrics`; it sends nothing before the
+/// first line.
+pub async fn start(cfg: &AuditSettings, cluster: &ClientSettings, metrics: &Arc<Metrics>) -> std::io::Result<(AuditLog, WriterHandle)> {
     let mut set = SinkSet::new(cfg.queue_capacity);
     for spec in &cfg.sinks {
         match &spec.kind {
@@ -157,7 +159,7 @@ pub async fn start(cfg: &AuditSettings, cluster: &ClientSettings) -> std::io::Re
                 set.add(&spec.name, sink);
             }
             SinkKind::Kafka(k) => {
-                let sink = KafkaSink::new(cluster, k);
+                let sink = KafkaSink::new(cluster, k, metrics.clone());
                 let stats = SinkStats { producer: Some(sink.producer_counters()), ..SinkStats::default() };
                 set.add_with(&spec.name, sink, stats);
             }

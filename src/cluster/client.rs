@@ -40,6 +40,7 @@ pub struct ClientSettings {
 
 pub struct ClusterClient {
     settings: ClientSettings,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
     idle: Mutex<Vec<Conn>>,
     /// Idle connections to brokers asked by address (`call_at`).
     idle_at: Mutex<HashMap<String, Vec<Conn>>>,
@@ -59,9 +60,10 @@ pub(super) struct Conn {
 }
 
 impl ClusterClient {
-    pub fn new(settings: ClientSettings) -> Self {
+    pub fn new(settings: ClientSettings, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
         Self {
             settings,
+            metrics,
             idle: Mutex::new(Vec::new()),
             idle_at: Mutex::new(HashMap::new()),
             correlation: AtomicI32::new(1),
@@ -74,6 +76,14 @@ impl ClusterClient {
     /// decoded response. A pooled connection that turns out dead is replaced once; then every
     /// bootstrap server is tried in turn.
     pub async fn call<R: Request>(&self, req: &R, want: VersionRange) -> Result<R::Response, ClusterError> {
+        let result = self.call_any(req, want).await;
+        if result.is_err() {
+            self.metrics.cluster_request_failures.inc();
+        }
+        result
+    }
+
+    async fn call_any<R: Request>(&self, req: &R, want: VersionRange) -> Result<R::Response, ClusterError> {
         let api = api_name(R::KEY);
         if let Some(mut conn) = self.take_idle() {
             match self.exchange(&mut conn, req, want).await {
@@ -159,9 +169,10 @@ impl ClusterClient {
 
     /// Connects and negotiates versions (ApiVersions v3, falling back to v0 as brokers ask).
     async fn open(&self, addr: &str) -> Result<Conn, ClusterError> {
-        let stream = net::transport::connect(addr, self.settings.connect_timeout, self.settings.tls.as_deref())
-            .await
-            .map_err(|e| ClusterError::Connect { addr: addr.to_owned(), reason: e.to_string() })?;
+        let started = std::time::Instant::now();
+        let stream = net::transport::connect(addr, self.settings.connect_timeout, self.settings.tls.as_deref()).await;
+        self.metrics.connect_observed(started.elapsed(), stream.is_ok());
+        let stream = stream.map_err(|e| ClusterError::Connect { addr: addr.to_owned(), reason: e.to_string() })?;
         let (r, w) = stream.into_split();
         let mut conn = Conn {
             addr: addr.to_owned(),

@@ -2,7 +2,7 @@
 //! without sockets, and its implementation over the proxy's cluster client.
 
 use std::future::Future;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -12,6 +12,7 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 use super::client::{versions, ClientSettings, ClusterClient};
 use super::error::ClusterError;
 use super::topology::Topology;
+use crate::metrics::Metrics;
 use crate::policy::topics::BrokerDefaults;
 use crate::protocol::errors;
 
@@ -54,12 +55,18 @@ pub trait ClusterView: Send + Sync {
 pub struct Cluster {
     pub topology: Topology,
     pub client: ClusterClient,
+    pub metrics: Arc<Metrics>,
     defaults: RwLock<BrokerDefaults>,
 }
 
 impl Cluster {
-    pub fn new(settings: ClientSettings) -> Self {
-        Self { topology: Topology::default(), client: ClusterClient::new(settings), defaults: RwLock::new(BrokerDefaults::KAFKA) }
+    pub fn new(settings: ClientSettings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            topology: Topology::default(),
+            client: ClusterClient::new(settings, metrics.clone()),
+            metrics,
+            defaults: RwLock::new(BrokerDefaults::KAFKA),
+        }
     }
 
     /// Replaces the broker defaults; true when they changed.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 pub use super::audit::{Audit, AuditSink};
 use crate::pattern::Glob;
-use crate::policy::rules::{Action, CreateTopics, CreateTopicsPatch, Deletes, MetadataPolicy, RawExemptions};
+use crate::policy::rules::{Action, CreateTopics, CreateTopicsPatch, Deletes, Detectors, MetadataPolicy, RawExemptions};
 
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
 
@@ -23,6 +23,28 @@ pub struct RawConfig {
     pub policies: RawPolicies,
     #[serde(default)]
     pub audit: Audit,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub detectors: Detectors,
+}
+
+/// The operator's HTTP endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Admin {
+    /// host:port for /metrics, /healthz and /readyz; null turns the endpoint off.
+    #[serde(default = "default_admin_listen")]
+    pub listen: Option<String>,
+}
+
+fn default_admin_listen() -> Option<String> {
+    Some("127.0.0.1:9309".into())
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self { listen: default_admin_listen() }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -181,6 +203,10 @@ pub struct Limits {
     /// How long a client may take to complete its TLS handshake.
     #[serde(default = "default_tls_handshake_timeout_ms")]
     pub tls_handshake_timeout_ms: u64,
+    /// After SIGTERM, how long /readyz answers 503 while the listeners still accept, so load
+    /// balancers stop sending new connections before the proxy refuses them.
+    #[serde(default)]
+    pub shutdown_delay_ms: u64,
 }
 
 fn default_idle_timeout_ms() -> u64 {
@@ -218,6 +244,7 @@ impl Default for Limits {
             idle_timeout_ms: default_idle_timeout_ms(),
             pre_auth_max_frame_bytes: default_pre_auth_max_frame(),
             tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
+            shutdown_delay_ms: 0,
         }
     }
 }
@@ -226,6 +253,8 @@ impl Default for Limits {
 pub struct RawPolicies {
     #[serde(default)]
     pub produce_acks: ProduceAcks,
+    #[serde(default)]
+    pub idempotence: Idempotence,
     #[serde(default)]
     pub create_topics: CreateTopics,
     #[serde(default)]
@@ -256,12 +285,34 @@ impl Default for ProduceAcks {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+pub struct Idempotence {
+    /// audit (default): count and audit batches without a producer id; reject: answer them
+    /// POLICY_VIOLATION.
+    #[serde(default = "default_audit")]
+    pub action: Action,
+    #[serde(default)]
+    pub exempt: RawExemptions,
+}
+
+fn default_audit() -> Action {
+    Action::Audit
+}
+
+impl Default for Idempotence {
+    fn default() -> Self {
+        Self { action: Action::Audit, exempt: RawExemptions::default() }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
 pub struct RawScope {
     pub name: String,
     #[serde(rename = "match")]
     pub matcher: RawMatch,
     #[serde(default)]
     pub produce_acks: Option<AcksPatch>,
+    #[serde(default)]
+    pub idempotence: Option<AcksPatch>,
     #[serde(default)]
     pub create_topics: Option<CreateTopicsPatch>,
 }

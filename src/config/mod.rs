@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use audit::{Audit, AuditSettings, AuditSink, FileSinkSpec, KafkaSinkSpec, Rotation, SinkKind, SinkSpec};
-pub use file::{Limits, Listen, Upstream, DEFAULT_MAX_FRAME_BYTES};
+pub use file::{Admin, Limits, Listen, Upstream, DEFAULT_MAX_FRAME_BYTES};
 
 use crate::policy::Policies;
 
@@ -23,6 +23,7 @@ pub struct Config {
     pub upstream: Upstream,
     pub limits: Limits,
     pub audit: AuditSettings,
+    pub admin: Admin,
     /// Every policy rule; the one part a reload replaces.
     pub policies: Policies,
 }

@@ -24,6 +24,9 @@ pub fn merge(old: &Config, new: Config) -> (Config, Vec<&'static str>) {
     if new.audit != old.audit {
         fixed.push("audit");
     }
+    if new.admin != old.admin {
+        fixed.push("admin");
+    }
     (Config { policies: new.policies, ..old.clone() }, fixed)
 }
 

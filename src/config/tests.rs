@@ -109,3 +109,12 @@ fn the_example_config_is_valid() {
     let cfg = parse(text).unwrap_or_else(|e| panic!("config/proxy.example.yaml: {e}"));
     assert_eq!(cfg.audit.sinks, vec![SinkSpec::stdout()]);
 }
+
+#[test]
+fn rejecting_acks0_is_valid_but_warned_about() {
+    assert!(crate::config::validate::warnings(&parse(MINIMAL).expect("valid")).is_empty());
+    let text = format!("{MINIMAL}policies:\n  produce_acks:\n    action: reject\n");
+    let w = crate::config::validate::warnings(&parse(&text).expect("valid"));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("believes its records sent and they are lost"), "{w:?}");
+}

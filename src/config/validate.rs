@@ -8,16 +8,41 @@ use ipnet::IpNet;
 
 use super::file::{ClientAuth, Limits, Listen, ListenTls, RawConfig, RawPolicies, RawScope, Upstream, UpstreamSasl};
 use super::Config;
-use crate::policy::rules::{Action, CreateTopics, CreateTopicsRule, Exemptions, Policies, ProduceAcksRule, RawExemptions, Scope};
+use crate::policy::rules::{
+    Action, CreateTopics, CreateTopicsRule, Detectors, Exemptions, IdempotenceRule, Policies, ProduceAcksRule, RawExemptions, Scope,
+};
+
+/// What is valid but probably not what the operator wants; printed by --check-config and logged
+/// at start.
+pub fn warnings(cfg: &Config) -> Vec<String> {
+    let p = &cfg.policies;
+    let rejects_acks0 = p.produce_acks.action == Action::Reject || p.scopes.iter().any(|s| s.produce_acks == Some(Action::Reject));
+    let mut out = Vec::new();
+    if rejects_acks0 {
+        out.push(
+            concat!(
+                "policies.produce_acks: reject cannot answer an acks=0 request, so it closes the connection: ",
+                "the producer believes its records sent and they are lost (KafkaJS and aiokafka reported 30 of 30 sent, none arrived). ",
+                "upgrade writes them with acks=all instead; the audit event of each closed request counts the records dropped"
+            )
+            .into(),
+        );
+    }
+    out
+}
 
 pub fn validate(raw: RawConfig, errors: &mut Vec<String>) -> Config {
-    let RawConfig { listen, upstream, limits, policies, audit } = raw;
+    let RawConfig { listen, upstream, limits, policies, audit, admin, detectors } = raw;
     check_listen(&listen, errors);
     check_upstream(&upstream, errors);
     check_limits(&limits, errors);
     let audit = super::audit::settings(audit, errors);
-    let policies = policies_of(policies, errors);
-    Config { listen, upstream, limits, audit, policies }
+    if let Some(a) = admin.listen.as_deref().filter(|a| !is_host_port(a)) {
+        errors.push(format!("admin.listen `{a}` is not host:port (or null to turn the endpoint off)"));
+    }
+    let mut policies = policies_of(policies, errors);
+    policies.detectors = detectors;
+    Config { listen, upstream, limits, audit, admin, policies }
 }
 
 fn check_listen(listen: &Listen, errors: &mut Vec<String>) {
@@ -147,6 +172,11 @@ fn check_limits(limits: &Limits, errors: &mut Vec<String>) {
 
 fn policies_of(raw: RawPolicies, errors: &mut Vec<String>) -> Policies {
     let exempt = exemptions(&raw.produce_acks.exempt, "policies.produce_acks.exempt", errors);
+    let idem_exempt = exemptions(&raw.idempotence.exempt, "policies.idempotence.exempt", errors);
+    if raw.idempotence.action == Action::Upgrade {
+        errors
+            .push("policies.idempotence.action cannot be upgrade (a producer id cannot be added on the wire): use audit or reject".into());
+    }
     let ct = &raw.create_topics;
     let ct_exempt = exemptions(&ct.exempt, "policies.create_topics.exempt", errors);
     check_topic_rules(ct, errors);
@@ -156,10 +186,12 @@ fn policies_of(raw: RawPolicies, errors: &mut Vec<String>) -> Policies {
     let scopes = scopes(&raw.scopes, &raw.create_topics, errors);
     Policies {
         produce_acks: ProduceAcksRule { action: raw.produce_acks.action, exempt },
+        idempotence: IdempotenceRule { action: raw.idempotence.action, exempt: idem_exempt },
         create_topics: CreateTopicsRule { rules: raw.create_topics, exempt: ct_exempt },
         metadata: raw.metadata,
         deletes: raw.deletes,
         scopes,
+        detectors: Detectors::default(),
     }
 }
 
@@ -206,8 +238,11 @@ fn scope(r: &RawScope, at: &str, base: &CreateTopics, names: &mut BTreeSet<Strin
         topics: m.topics.clone(),
     };
     let ex = exemptions(&as_exemptions, &format!("{at}.match"), errors);
-    if r.produce_acks.is_none() && r.create_topics.is_none() {
-        errors.push(format!("{at} changes no rule: give produce_acks or create_topics"));
+    if r.produce_acks.is_none() && r.idempotence.is_none() && r.create_topics.is_none() {
+        errors.push(format!("{at} changes no rule: give produce_acks, idempotence or create_topics"));
+    }
+    if r.idempotence.is_some_and(|p| p.action == Action::Upgrade) {
+        errors.push(format!("{at}.idempotence.action cannot be upgrade: use audit or reject"));
     }
     if let Some(p) = &r.create_topics {
         let (isr, max) = (p.rf_above_min_isr.map(|c| c.action), p.max_message_bytes.map(|b| b.action));
@@ -220,6 +255,7 @@ fn scope(r: &RawScope, at: &str, base: &CreateTopics, names: &mut BTreeSet<Strin
         principals: ex.principals,
         source_cidrs: ex.source_cidrs,
         produce_acks: r.produce_acks.map(|p| p.action),
+        idempotence: r.idempotence.map(|p| p.action),
         create_topics: r.create_topics.as_ref().map(|p| p.apply(base)),
     }
 }

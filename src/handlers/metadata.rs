@@ -1,21 +1,24 @@
 //! Metadata: auto topic creation is switched off on the way out (auto-created topics get broker
-//! defaults and bypass every topic rule), in place; the response is rewritten on the way back.
+//! defaults and bypass every topic rule), in place, and counted; on the way back the response is
+//! rewritten, and the clearing is audited only where it changed an outcome: a topic the request
+//! named that the cluster does not have.
 
 use bytes::BytesMut;
 
 use super::{Disposition, Env, Route};
-use crate::audit::Event;
 use crate::cluster::ClusterView;
 use crate::protocol::guard;
 use crate::protocol::RequestHeader;
 
 pub fn handle<V: ClusterView>(env: &Env<'_, V>, mut frame: BytesMut, h: &RequestHeader) -> Route {
+    let mut blocked = None;
     if let (true, Some(off)) = (env.policies.metadata.block_auto_topic_creation, h.body_offset) {
         if block_auto_create(&mut frame, off, h.api_version) {
-            env.audit.record(Event::auto_topic_creation(&env.origin(&frame, h)));
+            env.metrics.detectors.auto_create_blocked.inc();
+            blocked = Some(Box::new(env.origin(&frame, h)));
         }
     }
-    Route::Forward(frame.freeze(), Disposition::Metadata)
+    Route::Forward(frame.freeze(), Disposition::Metadata { blocked })
 }
 
 /// Clears allow_auto_topic_creation in a Metadata request, in place. True when it was set.

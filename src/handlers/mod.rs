@@ -7,6 +7,7 @@ pub mod alter_configs;
 pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod fetch;
 pub mod legacy;
 pub mod metadata;
 pub mod partitions;
@@ -18,9 +19,10 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 
-use crate::audit::{AuditLog, Event, Origin};
+use crate::audit::{Event, Origin, Recorder};
 use crate::cluster::ClusterView;
 use crate::identity::Identity;
+use crate::metrics::Metrics;
 use crate::policy::topics::BrokerDefaults;
 use crate::policy::Policies;
 use crate::protocol::versions::{allowed, api_name};
@@ -48,14 +50,26 @@ pub enum Route {
 pub enum Disposition {
     /// Send it on untouched.
     Forward,
-    Metadata,
+    /// Broker addresses rewritten; `blocked`: auto-creation was cleared for this client, audit
+    /// the topics the answer says do not exist.
+    Metadata {
+        blocked: Option<Box<Origin>>,
+    },
     FindCoordinator,
     DescribeCluster,
     ApiVersions,
-    /// Produce v10+: node endpoints may sit in the tail.
-    ProduceTail,
-    /// Fetch v16+: node endpoints may sit in the tail, after the records.
-    FetchTail,
+    /// A Produce's answer: partition errors reported (detector); `tail` (v10+): node endpoints
+    /// may sit in the tail.
+    Produce {
+        tail: bool,
+    },
+    /// A Fetch's answer: `tail` (v16+): node endpoints may sit in the tail, after the records;
+    /// `request` (the request frame and where its body starts): look for consumers skipping
+    /// deleted records.
+    Fetch {
+        tail: bool,
+        request: Option<(Bytes, usize)>,
+    },
     /// Merge the proxy's own per-entry results into the broker's admin response.
     Merge(Box<Merge>),
     /// A legacy request translated to a newer version: answer in the client's version's shape.
@@ -96,17 +110,18 @@ impl HandlerError {
 /// who is asking.
 pub struct Env<'a, V> {
     pub policies: &'a Policies,
-    pub audit: &'a AuditLog,
+    pub audit: &'a Recorder,
     pub cluster: &'a V,
     pub peer: SocketAddr,
     pub identity: &'a Identity,
+    pub metrics: &'a Metrics,
 }
 
 /// One request's context inside a handler.
 pub struct Ctx<'a> {
     pub policies: &'a Policies,
     pub defaults: BrokerDefaults,
-    pub audit: &'a AuditLog,
+    pub audit: &'a Recorder,
     pub origin: Origin,
     pub correlation_id: i32,
 }
@@ -177,10 +192,11 @@ pub async fn route<V: ClusterView>(env: &Env<'_, V>, frame: BytesMut, h: &Reques
     match api {
         ApiKey::Produce => return produce::handle(env, frame, h),
         ApiKey::Metadata => return Ok(metadata::handle(env, frame, h)),
+        ApiKey::Fetch => return Ok(fetch::handle(env, frame, h)),
         _ => {}
     }
     let Some(judged) = Judged::of(api, h.api_version) else {
-        return Ok(Route::Forward(frame.freeze(), passthrough(api, h.api_version)));
+        return Ok(Route::Forward(frame.freeze(), passthrough(api)));
     };
     let body_offset = h.body_offset.ok_or(HandlerError::Malformed(api_name(h.api_key)))?;
     let ctx = env.ctx(&frame, h);
@@ -229,12 +245,11 @@ impl Judged {
 
 /// How the response to a request no handler judges is treated: address rewrites where the
 /// response names brokers, untouched otherwise.
-fn passthrough(api: ApiKey, version: i16) -> Disposition {
+fn passthrough(api: ApiKey) -> Disposition {
     match api {
         ApiKey::FindCoordinator => Disposition::FindCoordinator,
         ApiKey::DescribeCluster => Disposition::DescribeCluster,
         ApiKey::ApiVersions => Disposition::ApiVersions,
-        ApiKey::Fetch if version >= 16 => Disposition::FetchTail,
         _ => Disposition::Forward,
     }
 }

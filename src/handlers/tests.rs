@@ -19,7 +19,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::split::{self, s, Site};
 use super::*;
-use crate::audit::{AuditLog, Origin};
+use crate::audit::{Origin, Recorder};
 use crate::config::Config;
 use crate::policy::topics::BrokerDefaults;
 use crate::protocol::encode as frames;
@@ -34,8 +34,9 @@ fn cfg(extra: &str) -> Config {
     .expect("config")
 }
 
-fn audit() -> AuditLog {
-    crate::audit::spawn(Box::new(tokio::io::sink()), 1000, Duration::from_secs(60)).0
+fn audit() -> Recorder {
+    let log = crate::audit::spawn(Box::new(tokio::io::sink()), 1000, Duration::from_secs(60)).0;
+    Recorder::new(log, std::sync::Arc::new(crate::metrics::Metrics::new()))
 }
 
 fn topic(name: &str, rf: i16, configs: &[(&str, &str)]) -> CreatableTopic {
@@ -58,7 +59,7 @@ fn body_of<M: Decodable>(frame: &Bytes, version: i16) -> M {
     M::decode(&mut b, version).expect("decode")
 }
 
-fn ctx<'a>(cfg: &'a Config, audit: &'a AuditLog, version: i16) -> Ctx<'a> {
+fn ctx<'a>(cfg: &'a Config, audit: &'a Recorder, version: i16) -> Ctx<'a> {
     let origin = Origin {
         client_addr: "10.0.0.9:5000".parse().expect("addr"),
         client_id: Some("admin-tool".into()),

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::limits::{ConnLimits, Permit};
 use super::transport::Accepted;
+use crate::metrics::ListenerMetrics;
 
 /// Binds `addr` (host:port) with SO_REUSEADDR, so a restarted proxy rebinds at once.
 pub fn bind(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
@@ -35,13 +36,27 @@ pub struct AcceptCtx {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub limits: Arc<ConnLimits>,
+    pub metrics: Arc<ListenerMetrics>,
+}
+
+/// A connection's place under the limits and in its listener's open-connection count, both
+/// released when the session ends.
+pub struct Admission {
+    _permit: Permit,
+    metrics: Arc<ListenerMetrics>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.metrics.open.dec();
+    }
 }
 
 /// Accepts until `shutdown`, spawning `serve` for each admitted connection on `tracker` (so a
 /// drain can wait for them). Dropping the listener on shutdown refuses new connections.
 pub async fn accept_loop<F, Fut>(listener: TcpListener, ctx: AcceptCtx, serve: F)
 where
-    F: Fn(Accepted, Permit) -> Fut,
+    F: Fn(Accepted, Admission) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let last_refusal_log = AtomicU64::new(0);
@@ -55,9 +70,12 @@ where
             Ok((tcp, peer)) => match ctx.limits.admit(peer.ip()) {
                 Ok(permit) => {
                     let _ = tcp.set_nodelay(true);
-                    ctx.tracker.spawn(serve(Accepted { tcp, peer }, permit));
+                    ctx.metrics.accepted.inc();
+                    ctx.metrics.open.inc();
+                    ctx.tracker.spawn(serve(Accepted { tcp, peer }, Admission { _permit: permit, metrics: ctx.metrics.clone() }));
                 }
                 Err(refusal) => {
+                    ctx.metrics.refused.inc();
                     // One line per second at most: a flood must not become a log flood.
                     let now = started.elapsed().as_secs() + 1;
                     if last_refusal_log.swap(now, Ordering::Relaxed) != now {

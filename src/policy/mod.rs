@@ -4,6 +4,7 @@
 
 pub mod configs;
 pub mod deletes;
+pub mod idempotence;
 pub mod partitions;
 pub mod produce;
 pub mod rules;

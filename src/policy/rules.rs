@@ -195,6 +195,7 @@ pub struct Scope {
     pub principals: Vec<Glob>,
     pub source_cidrs: Vec<IpNet>,
     pub produce_acks: Option<Action>,
+    pub idempotence: Option<Action>,
     pub create_topics: Option<CreateTopics>,
 }
 
@@ -232,14 +233,44 @@ pub struct ProduceAcksRule {
     pub exempt: Exemptions,
 }
 
+/// Producers must be idempotent (a producer id in every batch), or a retry may write a batch
+/// twice. `reject` answers POLICY_VIOLATION; `upgrade` does not exist for this rule.
+#[derive(Clone, Debug)]
+pub struct IdempotenceRule {
+    pub action: Action,
+    pub exempt: Exemptions,
+}
+
+/// What the detectors watch (they see, count and audit; they change nothing).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub struct Detectors {
+    /// Partition errors in Produce responses, which many applications never read.
+    #[serde(default = "default_true")]
+    pub produce_errors: bool,
+    /// Fetches answered OFFSET_OUT_OF_RANGE below the log start: records deleted unread.
+    #[serde(default = "default_true")]
+    pub consumer_skips: bool,
+    /// An event per committed offset (group, member, topic, partition, offset).
+    #[serde(default)]
+    pub offset_commits: bool,
+}
+
+impl Default for Detectors {
+    fn default() -> Self {
+        Self { produce_errors: true, consumer_skips: true, offset_commits: false }
+    }
+}
+
 /// Every rule, validated: what a policy reload replaces in one step.
 #[derive(Clone, Debug)]
 pub struct Policies {
     pub produce_acks: ProduceAcksRule,
+    pub idempotence: IdempotenceRule,
     pub create_topics: CreateTopicsRule,
     pub metadata: MetadataPolicy,
     pub deletes: Deletes,
     pub scopes: Vec<Scope>,
+    pub detectors: Detectors,
 }
 
 #[cfg(test)]

@@ -62,9 +62,18 @@ pub fn most_specific<'a>(scopes: &'a [Scope], s: &Subject<'_>, has_rule: impl Fn
 
 /// The acks action for a subject, and the scope it came from.
 pub fn acks_action<'a>(p: &'a Policies, s: &Subject<'_>) -> (Action, Option<&'a str>) {
-    match most_specific(&p.scopes, s, |sc| sc.produce_acks.is_some()) {
-        Some(sc) => (sc.produce_acks.unwrap_or(p.produce_acks.action), Some(sc.name.as_str())),
-        None => (p.produce_acks.action, None),
+    action_for(p, s, |sc| sc.produce_acks, p.produce_acks.action)
+}
+
+/// The idempotence action for a subject, and the scope it came from.
+pub fn idempotence_action<'a>(p: &'a Policies, s: &Subject<'_>) -> (Action, Option<&'a str>) {
+    action_for(p, s, |sc| sc.idempotence, p.idempotence.action)
+}
+
+fn action_for<'a>(p: &'a Policies, s: &Subject<'_>, pick: fn(&Scope) -> Option<Action>, base: Action) -> (Action, Option<&'a str>) {
+    match most_specific(&p.scopes, s, |sc| pick(sc).is_some()) {
+        Some(sc) => (pick(sc).unwrap_or(base), Some(sc.name.as_str())),
+        None => (base, None),
     }
 }
 

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use super::cursor::Cursor;
 use super::frame::SIZE_LEN;
 use super::header::peek_response_correlation;
+use super::response_guard;
 use super::versions::api_name;
 
 pub use super::header::response_header_len;
@@ -75,6 +76,8 @@ pub fn decode_response<M: Decodable>(frame: &Bytes, api: ApiKey, version: i16) -
         c.skip_tagged_fields().ok_or_else(|| decode_err("bad header tagged fields".into()))?;
     }
     let mut body = frame.slice(c.pos().min(frame.len())..);
+    // kafka-protocol pre-allocates arrays from their wire counts: check them first.
+    response_guard::response(api, version, &body).map_err(|reason| decode_err(reason.into()))?;
     let msg = M::decode(&mut body, version).map_err(|e| decode_err(e.to_string()))?;
     Ok((correlation_id, msg))
 }

@@ -2,6 +2,8 @@
 //! swallows the response to an upgraded acks=0 request) and where the top-level tagged section
 //! starts (KIP-951 node endpoints, v10+). Also building the proxy's own rejection response.
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -13,7 +15,8 @@ use super::produce::ProduceTopic;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionError {
-    pub topic: String,
+    /// Shared by every failed partition of the topic: one copy of the name, not one per partition.
+    pub topic: Arc<str>,
     pub partition: i32,
     pub error_code: i16,
     pub message: Option<String>,
@@ -37,10 +40,10 @@ pub fn scan(frame: &[u8], version: i16) -> Option<ProduceScan> {
     let mut errors = Vec::new();
     let topics = c.array_len_v(flexible)?;
     for _ in 0..topics {
-        let topic = if version >= 13 {
-            c.bytes(16)?.iter().map(|b| format!("{b:02x}")).collect()
+        let topic: Arc<str> = if version >= 13 {
+            c.bytes(16)?.iter().map(|b| format!("{b:02x}")).collect::<String>().into()
         } else {
-            String::from_utf8_lossy(c.string_v(flexible)?.unwrap_or_default()).into_owned()
+            String::from_utf8_lossy(c.string_v(flexible)?.unwrap_or_default()).into()
         };
         let partitions = c.array_len_v(flexible)?;
         for _ in 0..partitions {

@@ -6,17 +6,14 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
+pub use super::batch::{MAGIC_OFFSET, PRODUCER_ID_OFFSET, RECORD_COUNT_OFFSET, V2_HEADER_LEN as HEADER_LEN};
+
 pub const BATCH_LENGTH_OFFSET: usize = 8;
-pub const MAGIC_OFFSET: usize = 16;
 pub const CRC_OFFSET: usize = 17;
 /// The CRC covers the batch from the attributes to its end.
-pub const CRC_FROM: usize = 21;
-pub const PRODUCER_ID_OFFSET: usize = 43;
+pub const CRC_FROM: usize = super::batch::ATTRIBUTES_OFFSET;
 pub const PRODUCER_EPOCH_OFFSET: usize = 51;
 pub const BASE_SEQUENCE_OFFSET: usize = 53;
-pub const RECORD_COUNT_OFFSET: usize = 57;
-/// Length of the v2 batch header; records follow.
-pub const HEADER_LEN: usize = 61;
 /// baseOffset and batchLength precede what batchLength counts.
 const LOG_OVERHEAD: usize = 12;
 

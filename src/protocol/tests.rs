@@ -147,3 +147,23 @@ fn frame_splitting_caps_and_recognises_tls() {
     let mut neg = BytesMut::from(&[0xffu8, 0xff, 0xff, 0xfe][..]);
     assert_eq!(split_frame(&mut neg, 100), Err(FrameError::Negative(-2)));
 }
+
+#[test]
+fn response_counts_are_checked_before_decoding() {
+    use kafka_protocol::messages::{CreateTopicsResponse, MetadataResponse};
+    // Metadata v0 with i32::MAX brokers and no bytes behind them.
+    let meta = Bytes::from_static(&[0, 0, 0, 8, 0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff]);
+    assert!(frames::decode_response::<MetadataResponse>(&meta, ApiKey::Metadata, 0).is_err());
+    assert!(response_guard::response(ApiKey::Metadata, 0, &[0, 0, 0, 0, 0, 0, 0, 0]).is_ok(), "no brokers, no topics");
+    // CreateTopics v5, one topic (throttle, count, name, error, message, partitions, rf, null
+    // configs) whose known tag 0, an i16, claims 3 bytes: the decoder reads 2 and goes on from
+    // there, so the walk, which must read what the decoder reads, refuses.
+    let topic = [0, 0, 0, 0, 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+    let ok = [&topic[..], &[1, 0, 2, 0, 7], &[0]].concat();
+    assert!(response_guard::response(ApiKey::CreateTopics, 5, &ok).is_ok());
+    let parted = [&topic[..], &[1, 0, 3, 0, 7, 0], &[0]].concat();
+    assert!(response_guard::response(ApiKey::CreateTopics, 5, &parted).is_err());
+    let ok = frames::response(ApiKey::CreateTopics, 5, 1, &CreateTopicsResponse::default()).expect("encode");
+    assert!(frames::decode_response::<CreateTopicsResponse>(&ok, ApiKey::CreateTopics, 5).is_ok());
+    assert!(response_guard::response(ApiKey::ListOffsets, 5, &[]).is_err(), "APIs without a walk are not decoded blind");
+}

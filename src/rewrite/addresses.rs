@@ -9,12 +9,26 @@ use super::{Endpoints, RewriteError};
 use crate::protocol::encode::reencode;
 
 pub fn metadata(frame: &Bytes, version: i16, eps: &dyn Endpoints) -> Result<Bytes, RewriteError> {
-    reencode(frame, ApiKey::Metadata, version, |m: &mut MetadataResponse| {
+    metadata_and_missing(frame, version, eps).map(|(b, _)| b)
+}
+
+/// The rewritten Metadata response, and the topics it answers UNKNOWN_TOPIC_OR_PARTITION: those a
+/// request asked for that the cluster does not have (what auto-creation would have created).
+pub fn metadata_and_missing(frame: &Bytes, version: i16, eps: &dyn Endpoints) -> Result<(Bytes, Vec<String>), RewriteError> {
+    let mut missing = Vec::new();
+    let bytes = reencode(frame, ApiKey::Metadata, version, |m: &mut MetadataResponse| {
         for b in &mut m.brokers {
             (b.host, b.port) = eps.proxy_address(b.node_id.0, &b.host, b.port)?;
         }
-        Ok(())
-    })
+        missing = m
+            .topics
+            .iter()
+            .filter(|t| t.error_code == crate::protocol::errors::UNKNOWN_TOPIC_OR_PARTITION)
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+            .collect();
+        Ok::<_, RewriteError>(())
+    })?;
+    Ok((bytes, missing))
 }
 
 pub fn describe_cluster(frame: &Bytes, version: i16, eps: &dyn Endpoints) -> Result<Bytes, RewriteError> {

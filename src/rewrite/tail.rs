@@ -115,35 +115,5 @@ fn endpoints(mut value: Bytes, api: TailApi, version: i16, eps: &dyn Endpoints) 
 /// Finds where the top-level tagged section of a Fetch v12+ response starts, skipping records by
 /// their length prefix (they are never looked at).
 pub fn fetch_tagged_offset(frame: &[u8], version: i16) -> Option<usize> {
-    if version < 12 {
-        return None;
-    }
-    let mut c = Cursor::at(frame, SIZE_LEN);
-    c.i32()?; // correlation id
-    c.skip_tagged_fields()?; // response header v1
-    c.i32()?; // throttle_time_ms
-    c.i16()?; // error_code
-    c.i32()?; // session_id
-    let topics = c.array_len_v(true)?;
-    for _ in 0..topics {
-        if version >= 13 {
-            c.skip(16)?; // topic_id
-        } else {
-            c.compact_string()?;
-        }
-        let partitions = c.array_len_v(true)?;
-        for _ in 0..partitions {
-            c.skip(4 + 2 + 8 + 8 + 8)?; // index, error, high watermark, last stable, log start
-            let aborted = c.array_len_v(true)?;
-            for _ in 0..aborted {
-                c.skip(8 + 8)?;
-                c.skip_tagged_fields()?;
-            }
-            c.i32()?; // preferred_read_replica
-            c.skip_bytes_v(true)?; // records
-            c.skip_tagged_fields()?;
-        }
-        c.skip_tagged_fields()?;
-    }
-    Some(c.pos())
+    crate::protocol::fetch::response_errors(frame, version).and_then(|(_, tagged)| tagged)
 }

@@ -157,7 +157,7 @@ fn produce_scan_reads_errors_in_every_version() {
         let scan = produce_response::scan(&frame, version).expect("scan");
         assert_eq!(scan.errors.len(), 1, "v{version}");
         let e = &scan.errors[0];
-        assert_eq!((e.topic.as_str(), e.partition, e.error_code), ("orders", 0, 6));
+        assert_eq!((&*e.topic, e.partition, e.error_code), ("orders", 0, 6));
         assert_eq!(e.message.as_deref(), if version >= 8 { Some("not leader") } else { None });
         assert_eq!(scan.tagged_offset.is_some(), version >= 9);
     }
@@ -281,7 +281,7 @@ fn produce_rejection_round_trips_in_every_version() {
     for version in 0..=12i16 {
         let frame = produce_response::rejection(version, 8, &topics, 21, "acks=1 refused").expect("encode");
         let scan = produce_response::scan(&frame, version).expect("scan");
-        let got: Vec<_> = scan.errors.iter().map(|e| (e.topic.as_str(), e.partition, e.error_code)).collect();
+        let got: Vec<_> = scan.errors.iter().map(|e| (&*e.topic, e.partition, e.error_code)).collect();
         assert_eq!(got, vec![("orders", 0, 21), ("orders", 2, 21)], "v{version}");
         if version >= 8 {
             assert_eq!(scan.errors[0].message.as_deref(), Some("acks=1 refused"));

@@ -2,19 +2,28 @@
 //! a connection in the order they were sent, and so must the proxy, including for the responses
 //! it makes itself.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 
 use crate::handlers::{Disposition, Route};
 
+/// Which API a request was and when it arrived, for the per-API latency and byte metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct Meta {
+    pub api_key: i16,
+    pub started: Instant,
+}
+
 #[derive(Debug)]
 pub enum Pending {
     /// A request sent to the broker that will be answered.
-    Expect { correlation_id: i32, api_version: i16, disposition: Disposition },
+    Expect { correlation_id: i32, api_version: i16, disposition: Disposition, meta: Meta },
     /// An acks=0 Produce forwarded unchanged: Apache Kafka sends no response, tansu does. If one
     /// comes, it is dropped.
     MaybeAnswered { correlation_id: i32 },
     /// A response the proxy made; sent when its turn comes.
-    Local(Bytes),
+    Local(Bytes, Meta),
     /// Close the client connection once everything before this has been sent.
     Close,
 }
@@ -22,12 +31,12 @@ pub enum Pending {
 impl Pending {
     /// Splits a handler's route into the bytes to forward (if any) and what the response side
     /// must expect.
-    pub fn of(route: Route, correlation_id: i32, api_version: i16) -> (Option<Bytes>, Pending) {
-        let expect = |disposition| Pending::Expect { correlation_id, api_version, disposition };
+    pub fn of(route: Route, correlation_id: i32, api_version: i16, meta: Meta) -> (Option<Bytes>, Pending) {
+        let expect = |disposition| Pending::Expect { correlation_id, api_version, disposition, meta };
         match route {
             Route::Forward(bytes, d) => (Some(bytes), expect(d)),
             Route::ForwardUnanswered(bytes) => (Some(bytes), Pending::MaybeAnswered { correlation_id }),
-            Route::Answer(bytes) => (None, Pending::Local(bytes)),
+            Route::Answer(bytes) => (None, Pending::Local(bytes, meta)),
             Route::Close => (None, Pending::Close),
         }
     }

@@ -2,6 +2,8 @@
 //! `requests` (read, route through the handlers, forward) and `responses` (match, rewrite,
 //! swallow, reorder), joined by the in-flight queue of `inflight`.
 
+pub mod conn;
+pub mod detect;
 pub mod inflight;
 pub mod requests;
 pub mod responses;
@@ -20,16 +22,17 @@ use tracing::{debug, warn};
 use crate::cluster::Target;
 use crate::error::{SessionError, Side};
 use crate::identity::Identity;
-use crate::net::limits::Permit;
+use crate::net::listener::Admission;
 use crate::net::{transport, Accepted, FrameReader, FrameWriter, Stream};
 use crate::state::Proxy;
+use conn::{ConnInfo, Seen};
 use requests::Requests;
 use responses::Responses;
 use sasl::SaslRelay;
 
 /// Serves one accepted client connection until either side closes or fails. The permit holds
 /// its place under the connection limits until it ends.
-pub async fn run(proxy: Arc<Proxy>, client: Accepted, _permit: Permit, target: Target) {
+pub async fn run(proxy: Arc<Proxy>, client: Accepted, _admission: Admission, target: Target) {
     let peer = client.peer;
     let (stream, identity) = match &proxy.tls_server {
         None => (Stream::Tcp(client.tcp), Identity::default()),
@@ -79,13 +82,26 @@ where
     let limits = &cfg.limits;
     let (tx, rx) = mpsc::channel(limits.max_in_flight);
     let sasl = SaslRelay::new(cfg.listen.sasl.plain_principal);
+    let info = ConnInfo::default();
     let inflight = AtomicUsize::new(0);
     let reader = FrameReader::new(cr, limits.max_frame_bytes);
-    let requests = Requests { proxy, peer, identity, sasl: &sasl, inflight: &inflight, reader, writer: FrameWriter::new(bw), tx };
+    let requests = Requests {
+        proxy,
+        peer,
+        identity,
+        info: &info,
+        seen: Seen::default(),
+        sasl: &sasl,
+        inflight: &inflight,
+        reader,
+        writer: FrameWriter::new(bw),
+        tx,
+    };
     let responses = Responses {
         proxy,
         peer,
         identity,
+        info: &info,
         sasl: &sasl,
         inflight: &inflight,
         reader: FrameReader::new(br, limits.max_frame_bytes),
@@ -148,7 +164,10 @@ async fn connect(proxy: &Proxy, target: Target) -> Result<Stream, SessionError> 
     let timeout = Duration::from_millis(cfg.upstream.connect_timeout_ms);
     let mut last = SessionError::Proxy("no upstream address".into());
     for addr in addrs {
-        match transport::connect(&addr, timeout, proxy.tls_client.as_deref()).await {
+        let started = std::time::Instant::now();
+        let connected = transport::connect(&addr, timeout, proxy.tls_client.as_deref()).await;
+        proxy.metrics.connect_observed(started.elapsed(), connected.is_ok());
+        match connected {
             Ok(s) => return Ok(s),
             Err(e) => last = SessionError::BrokerConnect { addr, reason: e.to_string() },
         }

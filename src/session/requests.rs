@@ -5,19 +5,22 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use super::inflight::Pending;
+use super::conn::{ConnInfo, Seen};
+use super::inflight::{Meta, Pending};
 use super::sasl::SaslRelay;
+use crate::audit::{Event, Origin};
 use crate::error::SessionError;
 use crate::handlers::{self, Disposition, Env, HandlerError, Route};
 use crate::identity::Identity;
 use crate::net::{FrameReader, FrameWriter, ReadError};
+use crate::protocol::groups;
 use crate::protocol::versions::allowed;
 use crate::protocol::{peek_request_header, FrameError, RequestHeader};
 use crate::state::Proxy;
@@ -26,6 +29,8 @@ pub struct Requests<'a, R, W> {
     pub proxy: &'a Arc<Proxy>,
     pub peer: SocketAddr,
     pub identity: &'a Identity,
+    pub info: &'a ConnInfo,
+    pub seen: Seen,
     pub sasl: &'a SaslRelay,
     /// Requests forwarded and not yet answered (shared with the response side).
     pub inflight: &'a AtomicUsize,
@@ -114,17 +119,24 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
 
     /// Handles one request; true when the connection is to be closed after what is queued.
     async fn handle(&mut self, frame: BytesMut) -> Result<bool, SessionError> {
-        let (route, correlation_id, api_version) = if self.sasl.expecting_raw_token() {
+        let started = Instant::now();
+        let size = frame.len() as u64;
+        let (route, correlation_id, api_version, api_key) = if self.sasl.expecting_raw_token() {
             let (bytes, corr) = self.sasl.wrap_raw_token(&frame).map_err(handler_error)?;
-            (Route::Forward(bytes, Disposition::SaslRawToken), corr, 0)
+            (Route::Forward(bytes, Disposition::SaslRawToken), corr, 0, ApiKey::SaslAuthenticate as i16)
         } else {
             let header = peek_request_header(&frame).ok_or_else(|| SessionError::Client("malformed request header".into()))?;
-            (self.route(frame, &header).await.map_err(handler_error)?, header.correlation_id, header.api_version)
+            let route = self.route(frame, &header).await.map_err(handler_error)?;
+            (route, header.correlation_id, header.api_version, header.api_key)
         };
-        let (bytes, pending) = Pending::of(route, correlation_id, api_version);
+        let api = self.proxy.metrics.api(api_key);
+        api.requests.inc();
+        api.request_bytes.add(size);
+        let (bytes, pending) = Pending::of(route, correlation_id, api_version, Meta { api_key, started });
         let closing = matches!(pending, Pending::Close);
         if matches!(pending, Pending::Expect { .. }) {
             self.inflight.fetch_add(1, Ordering::Relaxed);
+            self.proxy.metrics.inflight.inc();
         }
         // The response side must know about a request before the broker can answer it.
         self.tx.send(pending).await.map_err(|_| SessionError::Proxy("response side ended".into()))?;
@@ -134,7 +146,43 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         Ok(closing)
     }
 
-    async fn route(&self, frame: BytesMut, header: &RequestHeader) -> Result<Route, HandlerError> {
+    /// Keeps what detectors name (client id, consumer group) current, and audits offset commits
+    /// when asked to.
+    fn note(&mut self, frame: &[u8], header: &RequestHeader) {
+        match header.known_api() {
+            Some(ApiKey::Produce | ApiKey::Fetch) => self.info.note_client_id(&mut self.seen, header.client_id(frame)),
+            Some(ApiKey::OffsetCommit) => {
+                self.info.note_group(&mut self.seen, groups::group_id(frame, header));
+                self.proxy.metrics.detectors.offset_commits.inc();
+                if self.proxy.config().policies.detectors.offset_commits {
+                    self.audit_commits(frame, header);
+                }
+            }
+            Some(ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::LeaveGroup | ApiKey::OffsetFetch) => {
+                self.info.note_group(&mut self.seen, groups::group_id(frame, header));
+            }
+            _ => {}
+        }
+    }
+
+    fn audit_commits(&self, frame: &[u8], header: &RequestHeader) {
+        let Some((group, member, commits)) = groups::offset_commit(frame, header) else { return };
+        let origin = Origin {
+            client_addr: self.peer,
+            client_id: header.client_id(frame).map(str::to_owned),
+            principal: self.identity.principal(),
+            tls_subject: self.identity.tls_subject.clone(),
+            api: "OffsetCommit",
+            api_version: header.api_version,
+        };
+        for c in commits {
+            let detail = serde_json::json!({ "group": group, "member": member, "partition": c.partition, "offset": c.offset });
+            self.proxy.audit.record(Event::offset_commit(&origin, c.topic, detail));
+        }
+    }
+
+    async fn route(&mut self, frame: BytesMut, header: &RequestHeader) -> Result<Route, HandlerError> {
+        self.note(&frame, header);
         let sasl = allowed(header.api_key, header.api_version);
         match header.known_api() {
             Some(ApiKey::SaslHandshake) if sasl => self.sasl.handshake(frame, header),
@@ -147,6 +195,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
                     cluster: &self.proxy.cluster,
                     peer: self.peer,
                     identity: self.identity,
+                    metrics: &self.proxy.metrics,
                 };
                 handlers::route(&env, frame, header).await
             }

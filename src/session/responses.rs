@@ -12,7 +12,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use super::inflight::Pending;
+use super::conn::ConnInfo;
+use super::detect;
+use super::inflight::{Meta, Pending};
 use super::sasl::SaslRelay;
 use crate::audit::Event;
 use crate::error::SessionError;
@@ -21,13 +23,17 @@ use crate::identity::Identity;
 use crate::net::{FrameReader, FrameWriter, ReadError};
 use crate::policy::produce::ACKS_ALL;
 use crate::protocol::{peek_response_correlation, produce_response};
-use crate::rewrite::{addresses, api_versions, tail, Rewritten};
+use crate::rewrite::{addresses, api_versions, Rewritten};
 use crate::state::Proxy;
+
+/// Partition errors listed in the audit event of a swallowed response (all are counted).
+const AUDITED_ERRORS: usize = 64;
 
 pub struct Responses<'a, R, W> {
     pub proxy: &'a Arc<Proxy>,
     pub peer: SocketAddr,
     pub identity: &'a Identity,
+    pub info: &'a ConnInfo,
     pub sasl: &'a SaslRelay,
     /// Requests forwarded and not yet answered (shared with the request side).
     pub inflight: &'a AtomicUsize,
@@ -77,6 +83,23 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         }
     }
 
+    fn subject(&self) -> detect::Subject<'_> {
+        detect::Subject {
+            peer: self.peer,
+            identity: self.identity,
+            info: self.info,
+            audit: &self.proxy.audit,
+            metrics: &self.proxy.metrics,
+        }
+    }
+
+    /// Counts a response on its way to the client: bytes, and latency since the request came in.
+    fn sent(&self, meta: &Meta, bytes: usize) {
+        let api = self.proxy.metrics.api(meta.api_key);
+        api.response_bytes.add(bytes as u64);
+        api.latency.observe(meta.started.elapsed());
+    }
+
     /// Writes what is queued for the client. Once the client has gone, responses are still read
     /// (and swallowed errors audited) but a failed write to the client no longer matters.
     async fn flush(&mut self) -> Result<(), SessionError> {
@@ -101,8 +124,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
                 self.queue.push_back(p);
             }
             match self.queue.front() {
-                Some(Pending::Local(_)) => {
-                    if let Some(Pending::Local(b)) = self.queue.pop_front() {
+                Some(Pending::Local(..)) => {
+                    if let Some(Pending::Local(b, meta)) = self.queue.pop_front() {
+                        self.sent(&meta, b.len());
                         self.writer.push(b);
                     }
                 }
@@ -139,7 +163,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
             // Only a Close is left: nothing more goes to the client.
             return Ok(());
         }
-        let Some(Pending::Expect { correlation_id, api_version, disposition }) = self.queue.pop_front() else {
+        let Some(Pending::Expect { correlation_id, api_version, disposition, meta }) = self.queue.pop_front() else {
             return Err(SessionError::Broker(format!("response with correlation id {corr} to no pending request")));
         };
         if correlation_id != corr {
@@ -148,7 +172,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         // Responses come in order: any acks=0 request before this one will never be answered now.
         self.maybe.clear();
         self.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.proxy.metrics.inflight.dec();
         let frame = frame.freeze();
+        self.sent(&meta, if matches!(disposition, Disposition::Swallow(_)) { 0 } else { frame.len() });
         if let Some(outcome) = self.sasl_response(&frame, api_version, &disposition) {
             return outcome;
         }
@@ -193,21 +219,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         Ok(match disposition {
             Disposition::Forward | Disposition::Swallow(_) => Rewritten::Whole(frame),
             Disposition::SaslHandshake { .. } | Disposition::SaslAuthenticate | Disposition::SaslRawToken => Rewritten::Whole(frame),
-            Disposition::Metadata => Rewritten::Whole(addresses::metadata(&frame, api_version, &eps())?),
+            Disposition::Metadata { blocked } => {
+                let (bytes, missing) = addresses::metadata_and_missing(&frame, api_version, &eps())?;
+                if let (Some(origin), false) = (blocked.as_deref(), missing.is_empty()) {
+                    self.proxy.metrics.detectors.auto_create_prevented.add(missing.len() as u64);
+                    self.proxy.audit.record(Event::auto_topic_creation(origin, missing));
+                }
+                Rewritten::Whole(bytes)
+            }
             Disposition::FindCoordinator => Rewritten::Whole(addresses::find_coordinator(&frame, api_version, &eps())?),
             Disposition::DescribeCluster => Rewritten::Whole(addresses::describe_cluster(&frame, api_version, &eps())?),
             Disposition::ApiVersions => Rewritten::Whole(api_versions::rewrite(&frame, api_version)?.unwrap_or(frame)),
-            Disposition::ProduceTail => {
-                let off = produce_response::scan(&frame, api_version)
-                    .and_then(|s| s.tagged_offset)
-                    .ok_or_else(|| SessionError::Broker(format!("undecodable Produce v{api_version} response")))?;
-                tail::rewrite(&frame, off, tail::TailApi::Produce, api_version, &eps())?.unwrap_or(Rewritten::Whole(frame))
+            Disposition::Produce { tail } => {
+                let report = self.proxy.config().policies.detectors.produce_errors;
+                detect::produce(frame, api_version, tail, report, &self.subject(), &eps())?
             }
-            Disposition::FetchTail => {
-                let off = tail::fetch_tagged_offset(&frame, api_version)
-                    .ok_or_else(|| SessionError::Broker(format!("undecodable Fetch v{api_version} response")))?;
-                tail::rewrite(&frame, off, tail::TailApi::Fetch, api_version, &eps())?.unwrap_or(Rewritten::Whole(frame))
-            }
+            Disposition::Fetch { tail, request } => detect::fetch(frame, api_version, tail, request, &self.subject(), &eps())?,
             Disposition::Merge(plan) => Rewritten::Whole(split::merge(&frame, api_version, *plan)?),
             Disposition::Legacy(plan) => Rewritten::Whole(legacy::answer(&frame, *plan)?),
         })
@@ -220,15 +247,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         if scan.errors.is_empty() {
             return Ok(());
         }
+        // Each entry copies its topic's name: a bounded list keeps one long name repeated over
+        // many failed partitions from costing name length x partitions.
         let errors: Vec<_> = scan
             .errors
             .iter()
-            .map(|e| serde_json::json!({ "topic": e.topic, "partition": e.partition, "error_code": e.error_code, "error_message": e.message }))
+            .take(AUDITED_ERRORS)
+            .map(|e| serde_json::json!({ "topic": &*e.topic, "partition": e.partition, "error_code": e.error_code, "error_message": e.message }))
             .collect();
-        tracing::info!(peer = %self.peer, errors = errors.len(), "broker rejected an upgraded acks=0 produce; closing the client connection as a broker would");
+        tracing::info!(peer = %self.peer, errors = scan.errors.len(), "broker rejected an upgraded acks=0 produce; closing the client connection as a broker would");
         event.at = SystemTime::now();
         event.detail = serde_json::json!({
-            "acks_from": 0, "acks_to": ACKS_ALL, "errors": errors,
+            "acks_from": 0, "acks_to": ACKS_ALL, "errors": errors, "errors_total": scan.errors.len(),
             "outcome": "client connection closed so the producer refreshes metadata",
         });
         self.proxy.audit.record(event);

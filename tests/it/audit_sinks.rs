@@ -31,14 +31,17 @@ use crate::support::fake::{FakeBroker, RawClient, Reply};
 use crate::support::{free_port, kclient, runtime, start_tansu, wait_for_port, Proxy, Sections, TANSU_NODE};
 
 fn client(port: u16) -> ClusterClient {
-    ClusterClient::new(ClientSettings {
-        bootstrap: vec![format!("127.0.0.1:{port}")],
-        connect_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(10),
-        max_frame_bytes: 1 << 24,
-        tls: None,
-        sasl: None,
-    })
+    ClusterClient::new(
+        ClientSettings {
+            bootstrap: vec![format!("127.0.0.1:{port}")],
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_frame_bytes: 1 << 24,
+            tls: None,
+            sasl: None,
+        },
+        Arc::new(kafka_durability_proxy::metrics::Metrics::new()),
+    )
 }
 
 fn init_request() -> InitProducerIdRequest {

@@ -18,6 +18,8 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData as FetchPartitionData};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -25,8 +27,9 @@ use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceR
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreatePartitionsRequest,
     CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
+    DescribeConfigsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
+    HeartbeatResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -210,6 +213,18 @@ fn cluster_script() -> impl Fn(&[u16]) -> Script {
                         .expect("enc"),
                     )
                 }
+                1 => {
+                    // Fetch: partition 0 of "orders" was truncated by retention up to offset 100.
+                    let part = FetchPartitionData::default()
+                        .with_partition_index(0)
+                        .with_error_code(1)
+                        .with_high_watermark(250)
+                        .with_log_start_offset(100);
+                    let topic = FetchableTopicResponse::default().with_topic(TopicName(s("orders"))).with_partitions(vec![part]);
+                    let body = FetchResponse::default().with_responses(vec![topic]);
+                    Reply::Frame(frames::response(ApiKey::Fetch, v, h.correlation_id, &body).expect("enc"))
+                }
+                12 => Reply::Frame(frames::response(ApiKey::Heartbeat, v, h.correlation_id, &HeartbeatResponse::default()).expect("enc")),
                 17 => {
                     let body = SaslHandshakeResponse::default().with_mechanisms(vec![s("SCRAM-SHA-256")]);
                     Reply::Frame(frames::response(ApiKey::SaslHandshake, v, h.correlation_id, &body).expect("enc"))
@@ -259,6 +274,10 @@ fn with_produce(ports: Vec<u16>) -> Script {
         let mut body = ProduceResponse::default();
         match client {
             "err" => part = part.with_error_code(6).with_error_message(Some(s("This server is not the leader"))),
+            "too-big" => {
+                part =
+                    part.with_error_code(10).with_error_message(Some(s("The request included a message larger than the max message size")))
+            }
             "kip951" => {
                 part = part.with_error_code(6);
                 body = body.with_node_endpoints(vec![NodeEndpoint::default()
@@ -294,9 +313,10 @@ fn cluster(policies: &str) -> Cluster {
     let cfg = format!(
         "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_port_base: {base}\n\
          upstream:\n  bootstrap_servers: [\"127.0.0.1:{}\"]\n\
-         audit:\n  sink: file\n  path: {}\n  window_secs: 1\n{policies}",
+         audit:\n  sink: file\n  path: {}\n  window_secs: 1\nadmin:\n  listen: 127.0.0.1:{}\n{policies}",
         fake.ports[0],
-        dir.path().join("audit.jsonl").display()
+        dir.path().join("audit.jsonl").display(),
+        free_port()
     );
     let proxy = Proxy::start_with_config(dir.path(), bootstrap, &cfg);
     Cluster { fake, proxy, base, _dir: dir }
@@ -608,10 +628,12 @@ fn the_proxys_own_requests_share_a_connection_and_negotiate_versions() {
 }
 
 /// A SCRAM login on a raw connection: handshake, client-first naming `user`, client-final.
-fn scram_login(client: &mut RawClient, user: &str, corr: i32) {
+fn scram_login(client: &mut RawClient, user: &str, corr: i32, log: &dyn Fn() -> String) {
     let hs = SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-256"));
     client.send(&frames::request(ApiKey::SaslHandshake, 1, corr, Some("reauth-app"), &hs).expect("enc"));
-    assert_eq!(corr_of(&client.recv().expect("handshake answered")), corr);
+    let answered = client.recv();
+    assert!(answered.is_some(), "handshake answered: {}", log());
+    assert_eq!(corr_of(&answered.expect("answer")), corr);
     for (i, token) in [format!("n,,n={user},r=clientnonce"), "c=biws,r=clientnonceSERVER,p=cHJvb2Y=".to_owned()].into_iter().enumerate() {
         let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
         let c = corr + 1 + i as i32;
@@ -630,10 +652,13 @@ fn reauthentication_mid_connection_replaces_the_principal() {
     // (tansu refuses a second handshake; the fake broker accepts it, as Apache Kafka does.)
     let mut c = cluster("");
     let mut client = RawClient::connect(c.proxy.bootstrap);
-    scram_login(&mut client, "alice", 10);
+    let log = || {
+        format!("{:?}\n{}", c.fake.got().iter().map(|g| (g.api_key, g.api_version, g.client_id.clone())).collect::<Vec<_>>(), c.proxy.log())
+    };
+    scram_login(&mut client, "alice", 10, &log);
     client.send(&produce_req(9, 1, "reauth-app", 20));
     assert_eq!(corr(&client.recv().expect("produce as alice")), 20);
-    scram_login(&mut client, "bob", 30);
+    scram_login(&mut client, "bob", 30, &log);
     client.send(&produce_req(9, 1, "reauth-app", 40));
     assert_eq!(corr(&client.recv().expect("produce as bob, same connection")), 40);
     c.proxy.stop();
@@ -692,4 +717,51 @@ fn a_burst_of_connections_is_accepted_without_syn_retries() {
     let c = cluster("");
     let (connected, slow) = burst(c.proxy.bootstrap, 1500);
     assert_eq!((connected, slow), (1500, 0), "every connection accepted at once");
+}
+
+#[test]
+fn produce_errors_the_client_never_reads_are_counted_and_audited() {
+    let mut c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    for corr in [1, 2, 3] {
+        client.send(&produce_req(9, -1, "too-big", corr));
+        assert_eq!(corr_of(&client.recv().expect("answered")), corr, "the client gets its answer untouched");
+    }
+    let metrics = crate::observability::scrape(&c.proxy);
+    assert_eq!(metrics.get("kdp_produce_errors_total{error=\"MessageTooLarge\"}").copied(), Some(3.0), "{metrics:?}");
+    c.proxy.stop();
+    let lines = c.proxy.audit();
+    let errs: Vec<_> = lines.iter().filter(|l| l["event"] == "produce_error").collect();
+    assert!(!errs.is_empty(), "{lines:#?}");
+    let first = errs.iter().find(|l| l["kind"] == "first").expect("first");
+    assert_eq!(
+        (first["client_id"].as_str(), first["detail"]["error"].as_str(), first["topics"][0].as_str()),
+        (Some("too-big"), Some("MessageTooLarge"), Some("orders"))
+    );
+    let total: u64 = errs.iter().map(|l| l["count"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(total, 3, "deduplicated into first + summary, counting all three");
+}
+
+#[test]
+fn a_consumer_whose_offset_retention_deleted_is_reported_with_the_records_it_skips() {
+    let mut c = cluster("");
+    let mut client = RawClient::connect(c.proxy.bootstrap);
+    // The connection's group is learnt from its group traffic.
+    let hb = HeartbeatRequest::default().with_group_id(kafka_protocol::messages::GroupId(s("billing-consumers")));
+    client.send(&frames::request(ApiKey::Heartbeat, 4, 1, Some("slow-consumer"), &hb).expect("enc"));
+    assert!(client.recv().is_some());
+    let fetch = FetchRequest::default().with_topics(vec![FetchTopic::default()
+        .with_topic(TopicName(s("orders")))
+        .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(40)])]);
+    client.send(&frames::request(ApiKey::Fetch, 11, 2, Some("slow-consumer"), &fetch).expect("enc"));
+    assert_eq!(corr_of(&client.recv().expect("fetch answered")), 2);
+    let metrics = crate::observability::scrape(&c.proxy);
+    assert_eq!(metrics.get("kdp_consumer_skipped_records_total").copied(), Some(60.0), "{metrics:?}");
+    c.proxy.stop();
+    let lines = c.proxy.audit();
+    let skip = lines.iter().find(|l| l["event"] == "consumer_skip").unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(skip["client_id"], "slow-consumer");
+    assert_eq!(skip["topics"], serde_json::json!(["orders"]));
+    assert_eq!((skip["detail"]["records_skipped"].as_i64(), skip["detail"]["fetch_offset"].as_i64()), (Some(60), Some(40)));
+    assert_eq!(skip["detail"]["group"], "billing-consumers");
 }

@@ -4,7 +4,9 @@
 mod audit_sinks;
 mod fake_broker;
 mod governance;
+mod observability;
 mod old_clients;
+mod report;
 mod sasl;
 mod secure_bed;
 mod support;

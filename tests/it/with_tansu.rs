@@ -149,6 +149,9 @@ fn reject_answers_acks1_with_invalid_required_acks_and_closes_acks0() {
     assert_eq!(counts.get(&("ck-reject".into(), "reject".into())), Some(&3), "{counts:?}");
     assert_eq!(counts.get(&("kp-reject".into(), "reject".into())), Some(&2), "{counts:?}");
     assert!(counts.get(&("kp-reject0".into(), "reject".into())).is_some_and(|n| *n >= 1), "{counts:?}");
+    let lines = bed.proxy.audit();
+    let closed = lines.iter().find(|l| l["client_id"] == "kp-reject0" && l["event"] == "weak_acks").expect("acks=0 reject audited");
+    assert_eq!(closed["detail"]["records_dropped"], 1, "the audit counts the records the producer believes sent: {closed}");
 }
 
 #[test]

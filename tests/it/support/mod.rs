@@ -115,6 +115,8 @@ pub struct Proxy {
     pub proc: Proc,
     pub bootstrap: u16,
     pub dir: PathBuf,
+    /// The admin endpoint's port (/metrics, /healthz, /readyz), when the config names one.
+    pub admin: Option<u16>,
 }
 
 impl Proxy {
@@ -125,7 +127,8 @@ impl Proxy {
         let cfg = format!(
             "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_ports: {{{ports}}}\n{listen}\
              upstream:\n  bootstrap_servers: [\"127.0.0.1:{upstream}\"]\n  connect_timeout_ms: 5000\n{up}\
-             {audit}{extra}",
+             {audit}admin:\n  listen: 127.0.0.1:{admin}\n{extra}",
+            admin = free_port(),
             listen = s.listen,
             up = s.upstream,
             extra = s.extra,
@@ -154,7 +157,12 @@ impl Proxy {
             .expect("spawn proxy");
         let proc = Proc { child };
         wait_for_port(bootstrap, "proxy");
-        Proxy { proc, bootstrap, dir: dir.to_owned() }
+        let admin = cfg
+            .split("admin:\n  listen: 127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok());
+        Proxy { proc, bootstrap, dir: dir.to_owned(), admin }
     }
 
     pub fn addr(&self) -> String {

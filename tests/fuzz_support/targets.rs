@@ -1,0 +1,267 @@
+//! Every decoder of untrusted bytes as a target: which versions it takes, valid and random inputs
+//! for it, and a runner that drives the crate's public API over any bytes the way the proxy does
+//! (`prepare` does the setup a session has already done, `Prepared::run` only the decoding).
+
+use std::ops::RangeInclusive;
+
+use bytes::{Bytes, BytesMut};
+use kafka_durability_proxy::handlers::legacy::{self as legacy_handler, Plan};
+use kafka_durability_proxy::handlers::metadata::block_auto_create;
+use kafka_durability_proxy::handlers::{split, Merge};
+use kafka_durability_proxy::protocol::encode::decode_response;
+use kafka_durability_proxy::protocol::{self, guard, produce_response, split_frame};
+use kafka_durability_proxy::rewrite::tail::{self, TailApi};
+use kafka_durability_proxy::rewrite::{addresses, api_versions, Endpoints, RewriteError};
+use kafka_protocol::messages::{ApiKey, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use super::frames::{header, produce, request_frame};
+use super::legacy;
+use super::requests::{self, Admin};
+use super::responses::Resp;
+use super::{mutation, Mutation};
+
+/// Maps node ids 0-1000 to `proxy.test:20000+id`; others have no listener (an error path).
+pub struct FakeEndpoints;
+
+impl Endpoints for FakeEndpoints {
+    fn proxy_address(&self, node_id: i32, _host: &str, _port: i32) -> Result<(StrBytes, i32), RewriteError> {
+        if !(0..=1000).contains(&node_id) {
+            return Err(RewriteError::NoListener { node_id });
+        }
+        Ok((StrBytes::from_static_str("proxy.test"), 20_000 + node_id))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `peek_request_header` (and the client id, the response correlation peek) on a frame.
+    Header,
+    /// `peek_produce`, `produce_topics` and `patch_acks` on a Produce frame, v0-13.
+    Produce,
+    /// `guard::metadata_auto_create_offset` and the in-place clear on a Metadata body, v0-13.
+    AutoCreate,
+    /// A count-walk guard on a body, then kafka-protocol's decode when it accepts.
+    Guard(Admin),
+    /// `handlers::legacy` on a CreateTopics v0 (0) / v1 (1) or DeleteTopics v0 (2) frame.
+    LegacyRequest,
+    /// The rewriter or reader of a broker response frame.
+    Response(Resp),
+    /// `split_frame` over a read buffer, with the size cap chosen by the version (see `split_max`).
+    Split,
+}
+
+impl Target {
+    pub fn all() -> Vec<Target> {
+        let mut all = vec![Target::Header, Target::Produce, Target::AutoCreate, Target::LegacyRequest, Target::Split];
+        all.extend(Admin::ALL.iter().map(|a| Target::Guard(*a)));
+        all.extend(Resp::all().into_iter().map(Target::Response));
+        all
+    }
+
+    pub fn versions(self) -> RangeInclusive<i16> {
+        match self {
+            Target::Header => 0..=0,
+            Target::Produce | Target::AutoCreate => 0..=13,
+            Target::Guard(a) => a.versions(),
+            Target::LegacyRequest => 0..=2,
+            Target::Response(r) => r.versions(),
+            Target::Split => 0..=3,
+        }
+    }
+
+    /// A valid input at version `v`.
+    pub fn valid(self, v: i16) -> BoxedStrategy<Vec<u8>> {
+        match self {
+            Target::Header => prop_oneof![
+                (0i16..=13).prop_flat_map(produce).prop_map(|p| p.frame),
+                (proptest::sample::select(&Admin::ALL[..]), header()).prop_flat_map(|(a, h)| {
+                    a.versions().prop_flat_map(move |v| {
+                        let h = h.clone();
+                        a.body(v).prop_map(move |b| request_frame(a.api_key(), v, h.corr, h.client_id.as_deref(), &b))
+                    })
+                }),
+            ]
+            .boxed(),
+            Target::Produce => produce(v).prop_map(|p| p.frame).boxed(),
+            Target::AutoCreate => requests::metadata(v).prop_map(|(b, _)| b).boxed(),
+            Target::Guard(a) => a.body(v),
+            Target::LegacyRequest => Just(legacy::request(v)).boxed(),
+            Target::Response(r) => r.frame(v),
+            Target::Split => {
+                let frame = prop_oneof![(0i16..=13).prop_flat_map(produce).prop_map(|p| p.frame), Resp::Metadata.frame(1)];
+                (vec(frame, 1..4), any::<prop::sample::Index>())
+                    .prop_map(|(frames, cut)| {
+                        let all = frames.concat();
+                        let keep = all.len() - cut.index(frames.last().map_or(1, Vec::len));
+                        all[..keep].to_vec()
+                    })
+                    .boxed()
+            }
+        }
+    }
+
+    /// A plausible prefix (size, header) and random bytes after it.
+    pub fn random(self, v: i16) -> BoxedStrategy<Vec<u8>> {
+        let tail = vec(any::<u8>(), 0..160);
+        let prefixed = move |prefix: Vec<u8>| {
+            tail.clone()
+                .prop_map(move |t| {
+                    let mut f = prefix.clone();
+                    f.extend_from_slice(&t);
+                    let size = (f.len() - 4) as i32;
+                    f[..4].copy_from_slice(&size.to_be_bytes());
+                    f
+                })
+                .boxed()
+        };
+        match self {
+            Target::Header | Target::AutoCreate | Target::Guard(_) | Target::Split => vec(any::<u8>(), 0..200).boxed(),
+            Target::Produce => prefixed(request_frame(ApiKey::Produce, v, 1, None, &[])),
+            Target::LegacyRequest => {
+                let api = if v == 2 { ApiKey::DeleteTopics } else { ApiKey::CreateTopics };
+                prefixed(request_frame(api, v % 2, 1, Some("c"), &[]))
+            }
+            Target::Response(r) => {
+                let mut p = vec![0, 0, 0, 0, 0, 0, 0, 1];
+                if r.api_key().response_header_version(v) >= 1 {
+                    p.push(0);
+                }
+                prefixed(p)
+            }
+        }
+    }
+}
+
+/// One input for one target at one version.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub target: Target,
+    pub version: i16,
+    pub bytes: Vec<u8>,
+}
+
+fn target_version() -> impl Strategy<Value = (Target, i16)> {
+    proptest::sample::select(Target::all()).prop_flat_map(|t| (Just(t), t.versions()))
+}
+
+pub fn valid_case() -> impl Strategy<Value = Case> {
+    target_version().prop_flat_map(|(target, version)| target.valid(version).prop_map(move |bytes| Case { target, version, bytes }))
+}
+
+/// A valid input with one to three mutations.
+pub fn mutated_case() -> impl Strategy<Value = (Case, Vec<Mutation>)> {
+    (valid_case(), vec(mutation(), 1..4)).prop_map(|(mut c, m)| {
+        m.iter().for_each(|m| m.apply(&mut c.bytes));
+        (c, m)
+    })
+}
+
+pub fn random_case() -> impl Strategy<Value = Case> {
+    target_version().prop_flat_map(|(target, version)| target.random(version).prop_map(move |bytes| Case { target, version, bytes }))
+}
+
+/// The size cap `split_frame` is given for each version of the Split target.
+pub fn split_max(v: i16) -> usize {
+    [0, 64, 4096, 1 << 16][usize::try_from(v).unwrap_or(0).min(3)]
+}
+
+/// A case with the setup a session has done before decoding: the frame in a `Bytes` (or a
+/// `BytesMut`, where the proxy patches in place) and, for legacy answers, the plan.
+pub struct Prepared {
+    case: Case,
+    frame: Bytes,
+    buf: BytesMut,
+    plan: Option<Box<Plan>>,
+}
+
+pub fn prepare(case: &Case) -> Prepared {
+    legacy::warm_up();
+    let plan = match case.target {
+        Target::Response(r @ (Resp::LegacyCreateTopics | Resp::LegacyDeleteTopics)) => {
+            Some(legacy::plan(legacy::which(r == Resp::LegacyDeleteTopics, case.version), case.version))
+        }
+        _ => None,
+    };
+    Prepared { case: case.clone(), frame: Bytes::copy_from_slice(&case.bytes), buf: BytesMut::from(&case.bytes[..]), plan }
+}
+
+impl Prepared {
+    /// Runs the target; what it returns matters only in that it must not panic.
+    pub fn run(mut self) {
+        let v = self.case.version;
+        match self.case.target {
+            Target::Header => {
+                if let Some(h) = protocol::peek_request_header(&self.frame) {
+                    let _ = (h.client_id(&self.frame), h.known_api());
+                }
+                let _ = protocol::peek_response_correlation(&self.frame);
+            }
+            Target::Produce => {
+                let Some(h) = protocol::peek_request_header(&self.buf) else { return };
+                let Some(head) = protocol::peek_produce(&self.buf, &h) else { return };
+                let _ = protocol::produce_topics(&self.buf, &h, &head);
+                let _ = protocol::patch_acks(&mut self.buf, &head, -1);
+            }
+            Target::AutoCreate => {
+                let _ = guard::metadata_auto_create_offset(&self.buf, v);
+                let _ = block_auto_create(&mut self.buf, 0, v);
+            }
+            Target::Guard(a) => {
+                if a.guard(&self.frame, v) {
+                    let _ = a.decode_only(&self.frame, v);
+                }
+            }
+            Target::LegacyRequest => {
+                let _ = legacy::handle(&self.frame, v, if v == 2 { 6 } else { 7 });
+            }
+            Target::Response(r) => self.response(r, v),
+            Target::Split => while let Ok(Some(_)) = split_frame(&mut self.buf, split_max(v)) {},
+        }
+    }
+
+    fn response(self, r: Resp, v: i16) {
+        let f = &self.frame;
+        let eps = FakeEndpoints;
+        match r {
+            Resp::Metadata => drop(addresses::metadata(f, v, &eps)),
+            Resp::FindCoordinator => drop(addresses::find_coordinator(f, v, &eps)),
+            Resp::DescribeCluster => drop(addresses::describe_cluster(f, v, &eps)),
+            Resp::ApiVersions => drop(api_versions::rewrite(f, v)),
+            Resp::Produce => {
+                if let Some(off) = produce_response::scan(f, v).and_then(|s| s.tagged_offset) {
+                    drop(tail::rewrite(f, off, TailApi::Produce, v, &eps));
+                }
+            }
+            Resp::Fetch => {
+                if let Some(off) = tail::fetch_tagged_offset(f, v) {
+                    drop(tail::rewrite(f, off, TailApi::Fetch, v, &eps));
+                }
+            }
+            Resp::LegacyCreateTopics | Resp::LegacyDeleteTopics => {
+                if let Some(plan) = self.plan {
+                    drop(legacy_handler::answer(f, *plan));
+                }
+            }
+            Resp::Merge(a) => drop(split::merge(f, v, empty_merge(a))),
+            Resp::DescribeConfigs => drop(decode_response::<DescribeConfigsResponse>(f, ApiKey::DescribeConfigs, v)),
+        }
+    }
+}
+
+/// A merge with nothing of the proxy's own: the broker's answer is decoded, reordered and
+/// re-encoded as it is.
+pub fn empty_merge(a: Admin) -> Merge {
+    let order = vec!["a".to_owned()];
+    match a {
+        Admin::CreateTopics => Merge::CreateTopics { order, local: vec![] },
+        Admin::DeleteTopics => Merge::DeleteTopics { order, local: vec![] },
+        Admin::DeleteRecords => Merge::DeleteRecords { order, local: vec![] },
+        Admin::AlterConfigs => Merge::AlterConfigs { order, local: vec![] },
+        Admin::IncrementalAlterConfigs => Merge::IncrementalAlterConfigs { order, local: vec![] },
+        Admin::CreatePartitions => Merge::CreatePartitions { order, local: vec![] },
+        Admin::Reassignments => Merge::Reassignments { order, local: vec![] },
+    }
+}
