@@ -3,18 +3,20 @@
 //! Layout, one job per module (docs/architecture.md follows a request through them):
 //! - `protocol`: bytes on the wire — cursor, frames, header peeks, the acks patch, guards,
 //!   the API/version table, frame building, the one table of Kafka error codes, the principal
-//!   read from a relayed SASL exchange. Knows no policy.
+//!   read from a relayed SASL exchange, record batches and producer stamping. Knows no policy.
 //! - `net`: transports (plain TCP; TLS to come), framed reading and vectored writing,
 //!   listeners and the accept loop with shutdown.
 //! - `cluster`: what the proxy knows of and asks of the cluster — topology, discovery, broker
-//!   defaults, its own pooled client with side-typed errors and SASL client, the `ClusterView` trait.
+//!   defaults, its own pooled client with side-typed errors and SASL client, its own idempotent
+//!   producer (the audit topic's writer), the `ClusterView` trait.
 //! - `policy`: pure rules (no tokio, no sockets): rule types, acks, topics, configs,
 //!   partitions, deletes, scopes.
 //! - `handlers`: one file per API the proxy judges: decode (guarded) → policy → answer,
 //!   rewrite or forward; `split` merges partial answers; `route` dispatches.
 //! - `rewrite`: broker addresses in responses become proxy addresses; ApiVersions clamped.
 //! - `session`: one client connection — `requests`, `responses`, the `inflight` queue.
-//! - `audit`: one constructor per event kind, and the writer.
+//! - `audit`: one constructor per event kind, the writer (aggregation, fan-out), and the sinks:
+//!   stdout, a rotating file, a Kafka topic.
 //! - `report`: the `report` command — reads audit logs, filters by time, groups and counts
 //!   (`mod.rs`, `line`, `args`), prints a table or JSON (`render`). Knows no connections.
 //! - `config`: serde types (`file`), validation, reload.

@@ -150,8 +150,11 @@ fn tls_check(cfg: &config::Config) -> Result<(), String> {
 }
 
 async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
-    let (log, writer) = audit::start(&cfg.audit).await.map_err(|e| anyhow::anyhow!("proxy cannot open the audit sink: {e}"))?;
-    let proxy = state::Proxy::new(cfg, log).map_err(|e| anyhow::anyhow!("proxy cannot start: {e}"))?;
+    let settings = state::client_settings(&cfg).map_err(|e| anyhow::anyhow!("proxy cannot start: {e}"))?;
+    let metrics = std::sync::Arc::new(kafka_durability_proxy::metrics::Metrics::new());
+    let (log, writer) =
+        audit::start(&cfg.audit, &settings, &metrics).await.map_err(|e| anyhow::anyhow!("proxy cannot open an audit sink: {e}"))?;
+    let proxy = state::Proxy::with_client(cfg, log, settings, metrics).map_err(|e| anyhow::anyhow!("proxy cannot start: {e}"))?;
     let admin_stop = tokio_util::sync::CancellationToken::new();
     let audit_stats = proxy.audit.log().clone();
     let collect = std::sync::Arc::new(move |e: &mut kafka_durability_proxy::metrics::Encoder| audit_metrics(&audit_stats, e));

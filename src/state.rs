@@ -35,6 +35,19 @@ pub enum StartError {
     Credentials(String),
 }
 
+/// How the proxy's own connections reach the cluster: upstream addresses, timeouts, TLS material
+/// and credentials, loaded once and shared by every client the proxy makes.
+pub fn client_settings(config: &Config) -> Result<ClientSettings, StartError> {
+    Ok(ClientSettings {
+        bootstrap: config.upstream.bootstrap_servers.clone(),
+        connect_timeout: Duration::from_millis(config.upstream.connect_timeout_ms),
+        request_timeout: Duration::from_millis(config.upstream.request_timeout_ms),
+        max_frame_bytes: config.limits.max_frame_bytes,
+        tls: config.upstream.tls.as_ref().map(TlsClient::new).transpose()?.map(Arc::new),
+        sasl: config.upstream.sasl.as_ref().map(credentials).transpose()?,
+    })
+}
+
 /// The proxy's own credentials, the password read from its file or environment variable.
 fn credentials(s: &UpstreamSasl) -> Result<Credentials, StartError> {
     let password = match (&s.password_file, &s.password_env) {
@@ -74,20 +87,18 @@ impl Proxy {
     /// Builds the shared state; fails when TLS material or the proxy's own password cannot be
     /// loaded.
     pub fn new(config: Config, audit: AuditLog) -> Result<Arc<Self>, StartError> {
+        let settings = client_settings(&config)?;
+        Self::with_client(config, audit, settings, Arc::new(Metrics::new()))
+    }
+
+    /// Builds the shared state around client settings already loaded (`client_settings`) and
+    /// metrics already made, both of which the audit log's Kafka sink shares.
+    pub fn with_client(config: Config, audit: AuditLog, settings: ClientSettings, metrics: Arc<Metrics>) -> Result<Arc<Self>, StartError> {
         let l = &config.limits;
         let handshake = Duration::from_millis(l.tls_handshake_timeout_ms);
         let tls_server = config.listen.tls.as_ref().map(|t| TlsServer::new(t, handshake)).transpose()?;
-        let tls_client = config.upstream.tls.as_ref().map(TlsClient::new).transpose()?.map(Arc::new);
+        let tls_client = settings.tls.clone();
         let max = limits::max_connections(l.max_connections, limits::raise_fd_limit());
-        let settings = ClientSettings {
-            bootstrap: config.upstream.bootstrap_servers.clone(),
-            connect_timeout: Duration::from_millis(config.upstream.connect_timeout_ms),
-            request_timeout: Duration::from_millis(config.upstream.request_timeout_ms),
-            max_frame_bytes: l.max_frame_bytes,
-            tls: tls_client.clone(),
-            sasl: config.upstream.sasl.as_ref().map(credentials).transpose()?,
-        };
-        let metrics = Arc::new(Metrics::new());
         let audit = Recorder::new(audit, metrics.clone());
         Ok(Arc::new(Self {
             limits: ConnLimits::new(max, l.max_connections_per_source),

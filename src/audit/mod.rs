@@ -1,7 +1,11 @@
 //! The audit stream: one JSON line per decision the proxy took about a weak request. Each kind of
 //! event has one constructor here, so its name, rule and shape live in one place; `writer` gets
-//! the lines out without ever slowing traffic.
+//! the lines out without ever slowing traffic, to every configured sink (`sinks`: the trait,
+//! queues and counters, stdout; `file` with rotation; `kafka`, the proxy's own producer).
 
+pub mod file;
+pub mod kafka;
+pub mod sinks;
 pub mod writer;
 
 use std::net::SocketAddr;
@@ -9,7 +13,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-pub use writer::{spawn, start, AuditLog, WriterHandle};
+pub use sinks::{Sink, SinkError, SinkStats};
+pub use writer::{spawn, spawn_sinks, start, AuditLog, SinkSet, WriterHandle};
 
 /// Where decisions go: counted per rule and action (metrics), then queued for the audit writer.
 #[derive(Clone)]
@@ -57,8 +62,8 @@ pub struct Event {
     pub api_version: i16,
     pub topics: Vec<String>,
     pub detail: serde_json::Value,
-    /// What else tells repeats apart for aggregation (e.g. topic and error of a produce error),
-    /// beyond client address, client id, principal, rule, action and event.
+    /// A detector's own discriminator for aggregation (e.g. topic and error code), so repeats
+    /// are counted per (client, principal, ..., dedup); never written.
     #[serde(skip)]
     pub dedup: Option<String>,
 }
@@ -106,8 +111,9 @@ impl Event {
         }
     }
 
-    fn with_dedup(mut self, key: String) -> Event {
-        self.dedup = Some(key);
+    /// The same event, aggregated apart from others that differ only in `dedup`.
+    pub fn with_dedup(mut self, dedup: impl Into<String>) -> Event {
+        self.dedup = Some(dedup.into());
         self
     }
 
@@ -178,3 +184,6 @@ impl Event {
         Event::new(o, "reassign_partitions", TOPIC_RULES, action, vec![topic], detail)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,10 @@
 //! The audit writer. Forwarding never waits for it: events go through a bounded queue to a writer
-//! task, and an event that finds the queue full is dropped and counted. Repeats are aggregated: the first event
-//! per (client IP, client id, rule, action) is written at once; later ones within a window are
-//! written as one `summary` line with a count. A key quiet for a whole window starts afresh.
+//! task, and an event that finds the queue full is dropped and counted. Repeats are aggregated,
+//! once for every sink: the first event per key (client IP, client id, principal, rule, action,
+//! event, and the detector's own `dedup`) is written at once; later ones within a window become
+//! one `summary` line with a count. A key quiet for a whole window starts afresh. Every sink gets
+//! the same lines through its own bounded queue: a slow or failing sink drops and counts only its
+//! own, reported as an `audit_dropped` line naming it on the other sinks.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -9,25 +12,45 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use serde::Serialize;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
+use super::file::FileSink;
+use super::kafka::KafkaSink;
+use super::sinks::{self, Outlet, Sink, SinkStats, WriterSink};
 use super::Event;
-use crate::config::{Audit as AuditConfig, AuditSink};
+use crate::cluster::ClientSettings;
+use crate::config::{AuditSettings, SinkKind};
+use crate::metrics::Metrics;
+
+/// How long sinks may take, at exit, to write what they still hold.
+pub const FLUSH_ON_EXIT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct Key {
     ip: IpAddr,
     client_id: Option<String>,
+    principal: Option<String>,
     rule: &'static str,
     action: &'static str,
     event: &'static str,
+    dedup: Option<String>,
 }
 
 impl Key {
     fn of(e: &Event) -> Self {
-        Self { ip: e.client_addr.ip(), client_id: e.client_id.clone(), rule: e.rule, action: e.action, event: e.event }
+        Self {
+            ip: e.client_addr.ip(),
+            client_id: e.client_id.clone(),
+            principal: e.principal.clone(),
+            rule: e.rule,
+            action: e.action,
+            event: e.event,
+            dedup: e.dedup.clone(),
+        }
     }
 }
 
@@ -49,6 +72,7 @@ struct Line<'a> {
 pub struct AuditLog {
     tx: mpsc::Sender<Event>,
     dropped: Arc<AtomicU64>,
+    sinks: Arc<Vec<(String, Arc<SinkStats>)>>,
 }
 
 impl AuditLog {
@@ -59,41 +83,108 @@ impl AuditLog {
         }
     }
 
+    /// Events dropped before aggregation (the writer's own queue was full).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Each sink's name and counters, in configuration order.
+    pub fn sink_stats(&self) -> Vec<(String, Arc<SinkStats>)> {
+        self.sinks.as_ref().clone()
+    }
 }
 
-/// The writer task; `finish` writes pending summaries and stops it.
+/// Sinks for a writer, each started behind its own queue of `capacity` lines.
+pub struct SinkSet {
+    capacity: usize,
+    outlets: Vec<Outlet>,
+    tasks: Vec<(String, Arc<SinkStats>, JoinHandle<()>)>,
+}
+
+impl SinkSet {
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity, outlets: Vec::new(), tasks: Vec::new() }
+    }
+
+    /// Starts `sink`'s task (inside a tokio runtime); returns its counters.
+    pub fn add<S: Sink>(&mut self, name: impl Into<String>, sink: S) -> Arc<SinkStats> {
+        self.add_with(name, sink, SinkStats::default())
+    }
+
+    fn add_with<S: Sink>(&mut self, name: impl Into<String>, sink: S, stats: SinkStats) -> Arc<SinkStats> {
+        let stats = Arc::new(stats);
+        let (outlet, task) = sinks::start(name.into(), sink, self.capacity, stats.clone());
+        self.tasks.push((outlet.name.clone(), stats.clone(), task));
+        self.outlets.push(outlet);
+        stats
+    }
+}
+
+/// The writer and sink tasks; `finish` writes pending summaries and lets sinks drain.
 pub struct WriterHandle {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    /// Carries the moment by which everything must be written.
+    stop: tokio::sync::oneshot::Sender<tokio::time::Instant>,
+    task: JoinHandle<()>,
+    sinks: Vec<(String, Arc<SinkStats>, JoinHandle<()>)>,
 }
 
 impl WriterHandle {
     pub async fn finish(self) {
-        let _ = self.stop.send(());
+        let deadline = tokio::time::Instant::now() + FLUSH_ON_EXIT;
+        let _ = self.stop.send(deadline);
         let _ = self.task.await;
+        for (name, stats, mut task) in self.sinks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                let lost = stats.queued.swap(0, Ordering::Relaxed);
+                stats.dropped.fetch_add(lost, Ordering::Relaxed);
+                tracing::error!(sink = %name, lines = lost, "audit sink did not finish writing before exit: lines lost");
+            }
+        }
     }
 }
 
-/// Starts the writer for the configured sink.
-pub async fn start(cfg: &AuditConfig) -> std::io::Result<(AuditLog, WriterHandle)> {
-    let sink: Box<dyn AsyncWrite + Send + Unpin> = match (cfg.sink, &cfg.path) {
-        (AuditSink::File, Some(path)) => Box::new(tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?),
-        _ => Box::new(tokio::io::stdout()),
-    };
-    Ok(spawn(sink, cfg.queue_capacity, Duration::from_secs(cfg.window_secs)))
+/// Starts the writer with the configured sinks. The Kafka sink uses its own client with the
+/// proxy's upstream settings (TLS, SASL) and cluster `metrics`; it sends nothing before the
+/// first line.
+pub async fn start(cfg: &AuditSettings, cluster: &ClientSettings, metrics: &Arc<Metrics>) -> std::io::Result<(AuditLog, WriterHandle)> {
+    let mut set = SinkSet::new(cfg.queue_capacity);
+    for spec in &cfg.sinks {
+        match &spec.kind {
+            SinkKind::Stdout => {
+                set.add(&spec.name, WriterSink::new(tokio::io::stdout()));
+            }
+            SinkKind::File(f) => {
+                let sink = FileSink::open(f).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", f.path.display())))?;
+                set.add(&spec.name, sink);
+            }
+            SinkKind::Kafka(k) => {
+                let sink = KafkaSink::new(cluster, k, metrics.clone());
+                let stats = SinkStats { producer: Some(sink.producer_counters()), ..SinkStats::default() };
+                set.add_with(&spec.name, sink, stats);
+            }
+        }
+    }
+    Ok(spawn_sinks(set, cfg.queue_capacity, Duration::from_secs(cfg.window_secs)))
 }
 
-/// Starts a writer over any sink (tests use an in-memory pipe).
+/// Starts a writer over one byte stream (tests use an in-memory pipe).
 pub fn spawn(sink: Box<dyn AsyncWrite + Send + Unpin>, capacity: usize, window: Duration) -> (AuditLog, WriterHandle) {
-    let (tx, rx) = mpsc::channel(capacity);
+    let mut set = SinkSet::new(capacity);
+    set.add("stdout", WriterSink::new(sink));
+    spawn_sinks(set, capacity, window)
+}
+
+/// Starts a writer over `sinks`, its event queue `capacity` long.
+pub fn spawn_sinks(sinks: SinkSet, capacity: usize, window: Duration) -> (AuditLog, WriterHandle) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
     let (stop, stop_rx) = tokio::sync::oneshot::channel();
     let dropped = Arc::new(AtomicU64::new(0));
-    let log = AuditLog { tx, dropped: dropped.clone() };
-    let task = tokio::spawn(Writer { sink, window, dropped, reported_dropped: 0, keys: HashMap::new() }.run(rx, stop_rx));
-    (log, WriterHandle { stop, task })
+    let stats = sinks.tasks.iter().map(|(n, s, _)| (n.clone(), s.clone())).collect();
+    let log = AuditLog { tx, dropped: dropped.clone(), sinks: Arc::new(stats) };
+    let writer = Writer { outlets: sinks.outlets, window, dropped, reported_dropped: 0, keys: HashMap::new(), lines: Vec::new() };
+    let task = tokio::spawn(writer.run(rx, stop_rx));
+    (log, WriterHandle { stop, task, sinks: sinks.tasks })
 }
 
 struct Tally {
@@ -104,48 +195,55 @@ struct Tally {
 }
 
 struct Writer {
-    sink: Box<dyn AsyncWrite + Send + Unpin>,
+    outlets: Vec<Outlet>,
     window: Duration,
     dropped: Arc<AtomicU64>,
     reported_dropped: u64,
     keys: HashMap<Key, Tally>,
+    /// Lines made and not yet handed to the sinks, each with the sink it must skip.
+    lines: Vec<(Bytes, Option<usize>)>,
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Event>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Event>, mut stop: tokio::sync::oneshot::Receiver<tokio::time::Instant>) {
         let mut tick = tokio::time::interval(self.window);
         tick.tick().await;
-        let mut buf = Vec::new();
+        let mut deadline = None;
         loop {
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Some(ev) => {
-                        self.accept(ev, &mut buf);
+                        self.accept(ev);
                         while let Ok(ev) = rx.try_recv() {
-                            self.accept(ev, &mut buf);
+                            self.accept(ev);
                         }
                     }
-                    None => {
-                        self.close_window(&mut buf);
-                        self.write(&mut buf).await;
-                        return;
-                    }
+                    None => break,
                 },
-                _ = tick.tick() => self.close_window(&mut buf),
-                _ = &mut stop => {
+                _ = tick.tick() => self.close_window(),
+                by = &mut stop => {
+                    deadline = by.ok();
                     while let Ok(ev) = rx.try_recv() {
-                        self.accept(ev, &mut buf);
+                        self.accept(ev);
                     }
-                    self.close_window(&mut buf);
-                    self.write(&mut buf).await;
-                    return;
+                    break;
                 }
             }
-            self.write(&mut buf).await;
+            self.fan_out();
+        }
+        // At exit there is time to wait for room in the queues, not forever.
+        self.close_window();
+        let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + FLUSH_ON_EXIT);
+        for (line, skip) in std::mem::take(&mut self.lines) {
+            for (i, o) in self.outlets.iter().enumerate() {
+                if Some(i) != skip {
+                    o.push_by(line.clone(), deadline).await;
+                }
+            }
         }
     }
 
-    fn accept(&mut self, ev: Event, buf: &mut Vec<u8>) {
+    fn accept(&mut self, ev: Event) {
         let key = Key::of(&ev);
         match self.keys.get_mut(&key) {
             Some(p) => {
@@ -154,136 +252,85 @@ impl Writer {
                 p.last = ev;
             }
             None => {
-                push_line(buf, "first", &ev, 1, None);
+                self.push_event("first", &ev, 1, None);
                 self.keys.insert(key, Tally { count: 0, topics: BTreeSet::new(), last: ev });
             }
         }
     }
 
-    /// Summarises every key with repeats; forgets keys that had none this window.
-    fn close_window(&mut self, buf: &mut Vec<u8>) {
+    /// Summarises every key with repeats; forgets keys that had none this window; reports drops.
+    fn close_window(&mut self) {
         let window = self.window.as_secs();
+        let mut summaries = Vec::new();
         self.keys.retain(|_, p| {
             if p.count == 0 {
                 return false;
             }
             let mut ev = p.last.clone();
             ev.topics = std::mem::take(&mut p.topics).into_iter().collect();
-            push_line(buf, "summary", &ev, p.count, Some(window));
+            summaries.push((ev, p.count));
             p.count = 0;
             true
         });
+        for (ev, count) in summaries {
+            self.push_event("summary", &ev, count, Some(window));
+        }
+        self.report_drops();
+    }
+
+    fn report_drops(&mut self) {
         let dropped = self.dropped.load(Ordering::Relaxed);
         if dropped > self.reported_dropped {
             let n = dropped - self.reported_dropped;
             self.reported_dropped = dropped;
             tracing::warn!(dropped = n, "audit queue full: events dropped");
-            let line = serde_json::json!({
-                "time": rfc3339(SystemTime::now()), "kind": "audit_dropped", "event": "audit_dropped", "count": n,
-            });
-            buf.extend_from_slice(line.to_string().as_bytes());
-            buf.push(b'\n');
+            self.lines.push((dropped_line(None, n), None));
+        }
+        for (i, o) in self.outlets.iter_mut().enumerate() {
+            let dropped = o.stats.dropped.load(Ordering::Relaxed);
+            if dropped <= o.reported {
+                continue;
+            }
+            let n = dropped - o.reported;
+            o.reported = dropped;
+            tracing::warn!(sink = %o.name, dropped = n, "audit sink full or failing: lines dropped");
+            self.lines.push((dropped_line(Some(&o.name), n), Some(i)));
         }
     }
 
-    async fn write(&mut self, buf: &mut Vec<u8>) {
-        if buf.is_empty() {
-            return;
+    /// Hands every pending line to every sink (but the one a line must skip), never waiting.
+    fn fan_out(&mut self) {
+        for (line, skip) in self.lines.drain(..) {
+            for (i, o) in self.outlets.iter().enumerate() {
+                if Some(i) != skip {
+                    o.push(line.clone());
+                }
+            }
         }
-        let res = async {
-            self.sink.write_all(buf).await?;
-            self.sink.flush().await
+    }
+
+    fn push_event(&mut self, kind: &'static str, ev: &Event, count: u64, window_secs: Option<u64>) {
+        let line = Line { time: rfc3339(ev.at), kind, event: ev, count, window_secs };
+        if let Ok(mut buf) = serde_json::to_vec(&line) {
+            buf.push(b'\n');
+            self.lines.push((Bytes::from(buf), None));
         }
-        .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, "proxy could not write the audit log");
-        }
-        buf.clear();
     }
 }
 
-fn push_line(buf: &mut Vec<u8>, kind: &'static str, ev: &Event, count: u64, window_secs: Option<u64>) {
-    let line = Line { time: rfc3339(ev.at), kind, event: ev, count, window_secs };
-    if serde_json::to_writer(&mut *buf, &line).is_ok() {
-        buf.push(b'\n');
+/// An `audit_dropped` line: events dropped before aggregation, or lines one sink dropped.
+fn dropped_line(sink: Option<&str>, count: u64) -> Bytes {
+    let mut line = serde_json::json!({
+        "time": rfc3339(SystemTime::now()), "kind": "audit_dropped", "event": "audit_dropped", "count": count,
+    });
+    if let (Some(sink), Some(obj)) = (sink, line.as_object_mut()) {
+        obj.insert("sink".into(), sink.into());
     }
+    let mut buf = line.to_string().into_bytes();
+    buf.push(b'\n');
+    Bytes::from(buf)
 }
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::SocketAddr;
-    use tokio::io::AsyncReadExt;
-
-    fn ev(client: &str, port: u16, action: &'static str, topic: &str) -> Event {
-        Event {
-            at: SystemTime::now(),
-            event: "weak_acks",
-            rule: "produce_acks",
-            action,
-            client_addr: SocketAddr::from(([10, 0, 0, 1], port)),
-            client_id: Some(client.into()),
-            principal: None,
-            tls_subject: None,
-            dedup: None,
-            api: "Produce",
-            api_version: 9,
-            topics: vec![topic.into()],
-            detail: serde_json::json!({"acks_from": 1, "acks_to": -1}),
-        }
-    }
-
-    async fn lines(mut r: tokio::io::DuplexStream) -> Vec<serde_json::Value> {
-        let mut s = String::new();
-        r.read_to_string(&mut s).await.expect("read");
-        s.lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn first_at_once_then_one_summary_per_window() {
-        let (w, r) = tokio::io::duplex(1 << 20);
-        let (log, task) = spawn(Box::new(w), 100, Duration::from_secs(60));
-        for i in 0..50u16 {
-            log.record(ev("app", 1000 + i, "upgrade", if i % 2 == 0 { "a" } else { "b" }));
-        }
-        log.record(ev("other", 1, "upgrade", "a"));
-        log.record(ev("app", 1, "reject", "a"));
-        tokio::time::sleep(Duration::from_secs(61)).await;
-        task.finish().await;
-        drop(log);
-        let lines = lines(r).await;
-        let firsts: Vec<_> = lines.iter().filter(|l| l["kind"] == "first").collect();
-        let summaries: Vec<_> = lines.iter().filter(|l| l["kind"] == "summary").collect();
-        assert_eq!(firsts.len(), 3, "{lines:#?}");
-        assert_eq!(summaries.len(), 1, "{lines:#?}");
-        assert_eq!(summaries[0]["count"], 49);
-        assert_eq!(summaries[0]["client_id"], "app");
-        assert_eq!(summaries[0]["window_secs"], 60);
-        assert_eq!(summaries[0]["topics"], serde_json::json!(["a", "b"]));
-        let f = firsts[0];
-        for key in ["time", "event", "rule", "action", "client_addr", "client_id", "api", "api_version", "topics", "detail"] {
-            assert!(f.get(key).is_some(), "first line lacks {key}: {f}");
-        }
-        assert_eq!(f["detail"]["acks_from"], 1);
-    }
-
-    #[tokio::test]
-    async fn full_queue_drops_and_counts_without_blocking() {
-        let (w, r) = tokio::io::duplex(1 << 20);
-        let (log, task) = spawn(Box::new(w), 1, Duration::from_secs(3600));
-        for i in 0..10_000u16 {
-            log.record(ev("flood", i, "upgrade", "t"));
-        }
-        assert!(log.dropped() > 0);
-        let dropped = log.dropped();
-        task.finish().await;
-        drop(log);
-        let lines = lines(r).await;
-        let reported: u64 = lines.iter().filter(|l| l["kind"] == "audit_dropped").map(|l| l["count"].as_u64().unwrap_or(0)).sum();
-        assert_eq!(reported, dropped);
-    }
 }

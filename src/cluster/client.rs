@@ -2,7 +2,8 @@
 //! ask before judging a request. Connections are pooled; each negotiates API versions with
 //! ApiVersions when it opens (the place where TLS and SASL credentials for these connections go);
 //! every call has a timeout; every failure is a `ClusterError` naming the side and whether to
-//! retry.
+//! retry. `call` asks any bootstrap server; `call_at` asks one broker by address (a partition
+//! leader learned from Metadata), over connections pooled per address.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -41,6 +42,8 @@ pub struct ClusterClient {
     settings: ClientSettings,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     idle: Mutex<Vec<Conn>>,
+    /// Idle connections to brokers asked by address (`call_at`).
+    idle_at: Mutex<HashMap<String, Vec<Conn>>>,
     correlation: AtomicI32,
     /// Which bootstrap server to try first: rotates past one that failed.
     first: AtomicUsize,
@@ -62,6 +65,7 @@ impl ClusterClient {
             settings,
             metrics,
             idle: Mutex::new(Vec::new()),
+            idle_at: Mutex::new(HashMap::new()),
             correlation: AtomicI32::new(1),
             first: AtomicUsize::new(0),
             negotiated: RwLock::new(HashMap::new()),
@@ -112,6 +116,39 @@ impl ClusterClient {
             }
         }
         Err(last)
+    }
+
+    /// Sends `req` to the broker at `addr` (`host:port`, as Metadata advertises it), over a pooled
+    /// connection to that address when one is idle; a pooled connection that turns out dead is
+    /// replaced once. Same version choice and errors as `call`.
+    pub async fn call_at<R: Request>(&self, addr: &str, req: &R, want: VersionRange) -> Result<R::Response, ClusterError> {
+        let pooled = self.idle_at.lock().unwrap_or_else(|p| p.into_inner()).get_mut(addr).and_then(Vec::pop);
+        if let Some(mut conn) = pooled {
+            match self.exchange(&mut conn, req, want).await {
+                Ok(resp) => {
+                    self.put_idle_at(conn);
+                    return Ok(resp);
+                }
+                Err(e) if !e.retriable() => return Err(e),
+                Err(e) => tracing::debug!(error = %e, addr, api = api_name(R::KEY), "pooled broker connection failed; opening a new one"),
+            }
+        }
+        let mut conn = self.open(addr).await?;
+        let resp = self.exchange(&mut conn, req, want).await?;
+        self.put_idle_at(conn);
+        Ok(resp)
+    }
+
+    fn put_idle_at(&self, conn: Conn) {
+        let mut idle = self.idle_at.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = idle.entry(conn.addr.clone()).or_default();
+        if pool.len() < MAX_IDLE {
+            pool.push(conn);
+        }
+    }
+
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
     }
 
     /// The versions of an API the brokers support, as last negotiated; `None` before any.

@@ -1,11 +1,15 @@
 //! What the proxy knows of, and asks of, the cluster: the topology (node id, upstream address,
 //! proxy listener), discovery and broker defaults, and the proxy's own pooled client with its
-//! typed errors and its SASL client (`sasl`). Handlers reach it only through the `ClusterView` trait.
+//! typed errors and its SASL client (`sasl`), and its own idempotent `producer` (with `leaders`:
+//! partition leaders from Metadata, topic creation). Handlers reach it only through the
+//! `ClusterView` trait.
 
 pub mod auth;
 pub mod client;
 pub mod discovery;
 pub mod error;
+pub mod leaders;
+pub mod producer;
 pub mod sasl;
 pub mod topology;
 pub mod view;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use super::audit::{Audit, AuditSink};
 use crate::pattern::Glob;
 use crate::policy::rules::{Action, CreateTopics, CreateTopicsPatch, Deletes, Detectors, MetadataPolicy, RawExemptions};
 
@@ -333,39 +334,4 @@ pub struct RawMatch {
 #[derive(Clone, Copy, Debug, Deserialize)]
 pub struct AcksPatch {
     pub action: Action,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditSink {
-    #[default]
-    Stdout,
-    File,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct Audit {
-    #[serde(default)]
-    pub sink: AuditSink,
-    pub path: Option<PathBuf>,
-    /// Repeats of the same (client address, client id, rule, action) are summarised per window.
-    #[serde(default = "default_window")]
-    pub window_secs: u64,
-    /// Events waiting for the writer; beyond this they are dropped and counted, never blocking.
-    #[serde(default = "default_queue")]
-    pub queue_capacity: usize,
-}
-
-fn default_window() -> u64 {
-    60
-}
-
-fn default_queue() -> usize {
-    10_000
-}
-
-impl Default for Audit {
-    fn default() -> Self {
-        Self { sink: AuditSink::Stdout, path: None, window_secs: default_window(), queue_capacity: default_queue() }
-    }
 }

@@ -1,7 +1,9 @@
 //! Typed configuration: YAML in, a validated `Config` out, with every problem (unknown keys
 //! included) reported together so an operator fixes a file in one pass. `file` holds the serde
-//! types as written, `validate` the checks, `reload` what a running proxy may change.
+//! types as written, `validate` the checks, `reload` what a running proxy may change; `audit`
+//! holds the audit section's sinks, written and validated.
 
+pub mod audit;
 pub mod file;
 pub mod reload;
 pub mod validate;
@@ -9,7 +11,8 @@ pub mod validate;
 use std::fmt;
 use std::path::Path;
 
-pub use file::{Admin, Audit, AuditSink, Limits, Listen, Upstream, DEFAULT_MAX_FRAME_BYTES};
+pub use audit::{Audit, AuditSettings, AuditSink, FileSinkSpec, KafkaSinkSpec, Rotation, SinkKind, SinkSpec};
+pub use file::{Admin, Limits, Listen, Upstream, DEFAULT_MAX_FRAME_BYTES};
 
 use crate::policy::Policies;
 
@@ -19,7 +22,7 @@ pub struct Config {
     pub listen: Listen,
     pub upstream: Upstream,
     pub limits: Limits,
-    pub audit: Audit,
+    pub audit: AuditSettings,
     pub admin: Admin,
     /// Every policy rule; the one part a reload replaces.
     pub policies: Policies,

@@ -19,7 +19,7 @@ fn minimal_file_gets_documented_defaults() {
     assert_eq!(cfg.listen.bind_host, "0.0.0.0");
     assert_eq!(cfg.limits.max_frame_bytes, 100 * 1024 * 1024);
     assert_eq!(cfg.policies.produce_acks.action, Action::Upgrade);
-    assert_eq!(cfg.audit.sink, AuditSink::Stdout);
+    assert_eq!(cfg.audit.sinks, vec![SinkSpec::stdout()]);
     assert_eq!(cfg.audit.window_secs, 60);
     assert_eq!(cfg.port_for_node(111), Some(19211));
     assert_eq!(cfg.port_for_node(60_000), None, "past 65535 has no listener");
@@ -101,6 +101,13 @@ fn exemptions_match_client_source_and_topic() {
     assert!(!ex.client_exempt(&who(Some("billing"), Some("User:alice"), other)));
     assert!(ex.topic_exempt("scratch.tmp"));
     assert!(!ex.topic_exempt("orders"));
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let text = include_str!("../../config/proxy.example.yaml");
+    let cfg = parse(text).unwrap_or_else(|e| panic!("config/proxy.example.yaml: {e}"));
+    assert_eq!(cfg.audit.sinks, vec![SinkSpec::stdout()]);
 }
 
 #[test]

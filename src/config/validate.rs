@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::file::{Audit, AuditSink, ClientAuth, Limits, Listen, ListenTls, RawConfig, RawPolicies, RawScope, Upstream, UpstreamSasl};
+use super::file::{ClientAuth, Limits, Listen, ListenTls, RawConfig, RawPolicies, RawScope, Upstream, UpstreamSasl};
 use super::Config;
 use crate::policy::rules::{
     Action, CreateTopics, CreateTopicsRule, Detectors, Exemptions, IdempotenceRule, Policies, ProduceAcksRule, RawExemptions, Scope,
@@ -36,7 +36,7 @@ pub fn validate(raw: RawConfig, errors: &mut Vec<String>) -> Config {
     check_listen(&listen, errors);
     check_upstream(&upstream, errors);
     check_limits(&limits, errors);
-    check_audit(&audit, errors);
+    let audit = super::audit::settings(audit, errors);
     if let Some(a) = admin.listen.as_deref().filter(|a| !is_host_port(a)) {
         errors.push(format!("admin.listen `{a}` is not host:port (or null to turn the endpoint off)"));
     }
@@ -167,20 +167,6 @@ fn check_limits(limits: &Limits, errors: &mut Vec<String>) {
             "limits.pre_auth_max_frame_bytes {} must be between 1024 and limits.max_frame_bytes",
             limits.pre_auth_max_frame_bytes
         ));
-    }
-}
-
-fn check_audit(audit: &Audit, errors: &mut Vec<String>) {
-    match (audit.sink, &audit.path) {
-        (AuditSink::File, None) => errors.push("audit.path is required when audit.sink is file".into()),
-        (AuditSink::Stdout, Some(_)) => errors.push("audit.path is set but audit.sink is stdout: set sink: file".into()),
-        _ => {}
-    }
-    if audit.window_secs == 0 {
-        errors.push("audit.window_secs must be above 0".into());
-    }
-    if audit.queue_capacity == 0 {
-        errors.push("audit.queue_capacity must be above 0".into());
     }
 }
 

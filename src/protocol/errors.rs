@@ -9,6 +9,7 @@ pub const OFFSET_OUT_OF_RANGE: i16 = ResponseError::OffsetOutOfRange.code();
 pub const CORRUPT_MESSAGE: i16 = ResponseError::CorruptMessage.code();
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
 pub const LEADER_NOT_AVAILABLE: i16 = ResponseError::LeaderNotAvailable.code();
+pub const REPLICA_NOT_AVAILABLE: i16 = ResponseError::ReplicaNotAvailable.code();
 pub const NOT_LEADER_OR_FOLLOWER: i16 = ResponseError::NotLeaderOrFollower.code();
 pub const REQUEST_TIMED_OUT: i16 = ResponseError::RequestTimedOut.code();
 pub const MESSAGE_TOO_LARGE: i16 = ResponseError::MessageTooLarge.code();
@@ -26,6 +27,14 @@ pub const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
 pub const POLICY_VIOLATION: i16 = ResponseError::PolicyViolation.code();
 pub const SASL_AUTHENTICATION_FAILED: i16 = ResponseError::SaslAuthenticationFailed.code();
 pub const INVALID_RECORD: i16 = ResponseError::InvalidRecord.code();
+pub const TOPIC_ALREADY_EXISTS: i16 = ResponseError::TopicAlreadyExists.code();
+/// Idempotent producers: what a broker says about a batch's producer id, epoch and sequence.
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = ResponseError::OutOfOrderSequenceNumber.code();
+pub const DUPLICATE_SEQUENCE_NUMBER: i16 = ResponseError::DuplicateSequenceNumber.code();
+pub const INVALID_PRODUCER_EPOCH: i16 = ResponseError::InvalidProducerEpoch.code();
+pub const UNKNOWN_PRODUCER_ID: i16 = ResponseError::UnknownProducerId.code();
+pub const PRODUCER_FENCED: i16 = ResponseError::ProducerFenced.code();
+pub const FENCED_LEADER_EPOCH: i16 = ResponseError::FencedLeaderEpoch.code();
 
 /// Kafka's name for a code, e.g. `NotLeaderOrFollower`; "None" for 0.
 pub fn name(code: i16) -> String {

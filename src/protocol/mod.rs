@@ -2,7 +2,8 @@
 //! splitting, header peeks, the Produce acks patch and response scan, the count-walk guards that
 //! run before kafka-protocol decodes client input (`guard`) and broker responses
 //! (`response_guard`), the API/version table, frame building, the one table of Kafka error
-//! codes, and who authenticated as read from a relayed SASL exchange.
+//! codes, who authenticated as read from a relayed SASL exchange, and the record batches the
+//! proxy writes itself (`records`: building, producer stamping).
 
 pub mod batch;
 pub mod cursor;
@@ -13,8 +14,10 @@ pub mod frame;
 pub mod groups;
 pub mod guard;
 pub mod header;
+mod own_walks;
 pub mod produce;
 pub mod produce_response;
+pub mod records;
 pub mod response_guard;
 pub mod sasl;
 pub mod versions;

@@ -27,21 +27,23 @@ pub fn response(api: ApiKey, version: i16, body: &[u8]) -> Result<(), &'static s
         ApiKey::AlterPartitionReassignments => reassignments(c, version),
         ApiKey::SaslHandshake => sasl_handshake(c),
         ApiKey::SaslAuthenticate => sasl_authenticate(c, version),
+        ApiKey::InitProducerId => super::own_walks::init_producer_id(c, version),
+        ApiKey::Produce => super::own_walks::produce(c, version),
         _ => return Err("the proxy has no count walk for this response"),
     };
     walked.ok_or("a count exceeds the bytes that follow it, or the body is short")
 }
 
 /// An array count backed by the bytes left (every element takes at least one byte).
-fn n(c: &mut Cursor<'_>, flex: bool) -> Option<usize> {
+pub(super) fn n(c: &mut Cursor<'_>, flex: bool) -> Option<usize> {
     c.bounded_array_len_v(flex)
 }
 
-fn text(c: &mut Cursor<'_>, flex: bool) -> Option<()> {
+pub(super) fn text(c: &mut Cursor<'_>, flex: bool) -> Option<()> {
     c.string_v(flex).map(drop)
 }
 
-fn tags(c: &mut Cursor<'_>, flex: bool) -> Option<()> {
+pub(super) fn tags(c: &mut Cursor<'_>, flex: bool) -> Option<()> {
     if flex {
         c.skip_tagged_fields()?;
     }
@@ -57,7 +59,7 @@ fn ints(c: &mut Cursor<'_>, flex: bool) -> Option<()> {
 /// A tagged section whose known tags kafka-protocol decodes from the stream, ignoring their
 /// declared size: `known` reads them the same way, and a size that disagrees is refused, so the
 /// walk and the decoder never part ways.
-fn known_tags(c: &mut Cursor<'_>, known: impl Fn(u32, &mut Cursor<'_>) -> Option<bool>) -> Option<()> {
+pub(super) fn known_tags(c: &mut Cursor<'_>, known: impl Fn(u32, &mut Cursor<'_>) -> Option<bool>) -> Option<()> {
     for _ in 0..c.uvarint()? {
         let tag = c.uvarint()?;
         let size = c.uvarint()? as usize;

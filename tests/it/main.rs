@@ -1,6 +1,7 @@
 //! Integration tests: the proxy binary in front of a real tansu broker driven by real clients
 //! (confluent-kafka / librdkafka, kafka-python, kcat), and in front of a scripted fake broker for
 //! what tansu never sends (several brokers, batched FindCoordinator, KIP-951 endpoints, errors).
+mod audit_sinks;
 mod fake_broker;
 mod governance;
 mod observability;

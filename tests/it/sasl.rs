@@ -41,7 +41,7 @@ impl SecureBed {
         let pw = dir.path().join("proxy.password");
         std::fs::write(&pw, format!("{proxy_password}\n")).expect("password file");
         let listen = format!("  tls:\n    cert_file: {}\n    key_file: {}\n", pki.server.cert.display(), pki.server.key.display());
-        let sections = Sections { listen, upstream: upstream(&pki, &pw), extra: policies.to_owned() };
+        let sections = Sections { listen, upstream: upstream(&pki, &pw), extra: policies.to_owned(), ..Sections::default() };
         let proxy = Proxy::start_with(dir.path(), tls_port, &[(TANSU_NODE, node_port)], &sections);
         SecureBed { pki, proxy, _haproxy: haproxy, _tansu: tansu, _dir: dir }
     }

@@ -100,12 +100,14 @@ pub fn proxy_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kafka-durability-proxy")
 }
 
-/// Extra configuration: lines inside `listen:` and `upstream:`, and whole sections after them.
+/// Extra configuration: lines inside `listen:` and `upstream:`, whole sections after them, and
+/// an `audit:` section instead of the default one (a file sink, `audit.jsonl`, 1 s windows).
 #[derive(Clone, Debug, Default)]
 pub struct Sections {
     pub listen: String,
     pub upstream: String,
     pub extra: String,
+    pub audit: String,
 }
 
 /// The proxy binary on its own config file.
@@ -125,13 +127,16 @@ impl Proxy {
         let cfg = format!(
             "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_ports: {{{ports}}}\n{listen}\
              upstream:\n  bootstrap_servers: [\"127.0.0.1:{upstream}\"]\n  connect_timeout_ms: 5000\n{up}\
-             audit:\n  sink: file\n  path: {audit}\n  window_secs: 1\n\
-             admin:\n  listen: 127.0.0.1:{admin}\n{extra}",
+             {audit}admin:\n  listen: 127.0.0.1:{admin}\n{extra}",
             admin = free_port(),
             listen = s.listen,
             up = s.upstream,
             extra = s.extra,
-            audit = dir.join("audit.jsonl").display()
+            audit = if s.audit.is_empty() {
+                format!("audit:\n  sink: file\n  path: {}\n  window_secs: 1\n", dir.join("audit.jsonl").display())
+            } else {
+                s.audit.clone()
+            }
         );
         Self::start_with_config(dir, bootstrap, &cfg)
     }
@@ -140,11 +145,13 @@ impl Proxy {
         let cfg_path = dir.join("proxy.yaml");
         std::fs::write(&cfg_path, cfg).expect("write config");
         let log = std::fs::File::create(dir.join("proxy.log")).expect("log");
+        // stdout carries the audit stream when a stdout sink is configured.
+        let stdout = std::fs::File::create(dir.join("proxy.stdout")).map(Stdio::from).unwrap_or_else(|_| Stdio::null());
         let child = Command::new(proxy_bin())
             .arg("--config")
             .arg(&cfg_path)
             .env("RUST_LOG", "info,kafka_durability_proxy=debug")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(log)
             .spawn()
             .expect("spawn proxy");
