@@ -57,6 +57,8 @@ impl Key {
 /// What is written for one line.
 #[derive(Serialize)]
 struct Line<'a> {
+    /// The event schema (docs/audit.md, docs/audit-event.schema.json).
+    schema: u32,
     time: String,
     kind: &'static str,
     #[serde(flatten)]
@@ -310,7 +312,7 @@ impl Writer {
     }
 
     fn push_event(&mut self, kind: &'static str, ev: &Event, count: u64, window_secs: Option<u64>) {
-        let line = Line { time: rfc3339(ev.at), kind, event: ev, count, window_secs };
+        let line = Line { schema: SCHEMA, time: rfc3339(ev.at), kind, event: ev, count, window_secs };
         if let Ok(mut buf) = serde_json::to_vec(&line) {
             buf.push(b'\n');
             self.lines.push((Bytes::from(buf), None));
@@ -321,7 +323,7 @@ impl Writer {
 /// An `audit_dropped` line: events dropped before aggregation, or lines one sink dropped.
 fn dropped_line(sink: Option<&str>, count: u64) -> Bytes {
     let mut line = serde_json::json!({
-        "time": rfc3339(SystemTime::now()), "kind": "audit_dropped", "event": "audit_dropped", "count": count,
+        "schema": SCHEMA, "time": rfc3339(SystemTime::now()), "kind": "audit_dropped", "event": "audit_dropped", "count": count,
     });
     if let (Some(sink), Some(obj)) = (sink, line.as_object_mut()) {
         obj.insert("sink".into(), sink.into());
@@ -330,6 +332,9 @@ fn dropped_line(sink: Option<&str>, count: u64) -> Bytes {
     buf.push(b'\n');
     Bytes::from(buf)
 }
+
+/// The version of the audit line format: raised only when a field is removed or retyped.
+pub const SCHEMA: u32 = 1;
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()

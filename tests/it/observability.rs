@@ -208,3 +208,20 @@ fn auto_creation_is_audited_only_where_it_prevented_a_topic() {
         "{auto:#?}"
     );
 }
+
+#[test]
+fn the_schema_check_rejects_a_line_that_drifts() {
+    let good = serde_json::json!({"schema":1,"time":"2026-11-21T08:02:11.532Z","kind":"first","event":"weak_acks","rule":"produce_acks","action":"upgrade","client_addr":"127.0.0.1:53122","client_id":"app","api":"Produce","api_version":9,"topics":["t"],"detail":{},"count":1});
+    crate::support::check_audit_line(&good);
+    for (field, bad) in [
+        ("schema", serde_json::json!(2)),
+        ("action", serde_json::json!("sideways")),
+        ("count", serde_json::json!(0)),
+        ("extra", serde_json::json!(1)),
+    ] {
+        let mut line = good.clone();
+        line[field] = bad;
+        let caught = std::panic::catch_unwind(|| crate::support::check_audit_line(&line)).is_err();
+        assert!(caught, "a line with {field} = {} must fail the schema", line[field]);
+    }
+}

@@ -186,13 +186,30 @@ impl Proxy {
         std::fs::read_to_string(self.dir.join("proxy.log")).unwrap_or_default()
     }
 
+    /// The audit log's lines, each checked against docs/audit-event.schema.json.
     pub fn audit(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.join("audit.jsonl"))
             .unwrap_or_default()
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}")))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}"));
+                check_audit_line(&v);
+                v
+            })
             .collect()
     }
+}
+
+/// Fails unless `line` matches the published audit event schema.
+pub fn check_audit_line(line: &serde_json::Value) {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let v = SCHEMA.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/audit-event.schema.json");
+        let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("schema is JSON");
+        jsonschema::options().should_validate_formats(true).build(&schema).expect("schema compiles")
+    });
+    let problems: Vec<String> = v.iter_errors(line).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    assert!(problems.is_empty(), "audit line breaks docs/audit-event.schema.json: {problems:?}\n{line}");
 }
 
 /// Runs the Python client driver and returns its JSON answer.
