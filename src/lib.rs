@@ -14,6 +14,8 @@
 //! - `handlers`: one file per API the proxy judges: decode (guarded) → policy → answer,
 //!   rewrite or forward; `split` merges partial answers; `route` dispatches.
 //! - `rewrite`: broker addresses in responses become proxy addresses; ApiVersions clamped.
+//! - `delivery`: upgraded acks=0 requests stamped with the proxy's producer id, held until
+//!   acknowledged, re-sent in the background after failures, given up with an audit event.
 //! - `session`: one client connection — `requests`, `responses`, the `inflight` queue.
 //! - `audit`: one constructor per event kind, the writer (aggregation, fan-out), and the sinks:
 //!   stdout, a rotating file, a Kafka topic.
@@ -28,6 +30,7 @@
 pub mod audit;
 pub mod cluster;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod handlers;
 pub mod identity;

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// and from every response that names a broker.
 pub async fn start(proxy: Arc<Proxy>) -> std::io::Result<SocketAddr> {
     let cfg = proxy.config();
+    proxy.deliveries.start();
     let serving = proxy.clone();
     proxy.serve_listeners_with(move |node_id, listener| {
         tokio::spawn(serve(serving.clone(), listener, Target::Node(node_id)));

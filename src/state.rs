@@ -18,6 +18,7 @@ use crate::cluster::sasl::Secret;
 use crate::cluster::{ClientSettings, Cluster};
 use crate::config::file::UpstreamSasl;
 use crate::config::Config;
+use crate::delivery::Deliveries;
 use crate::metrics::Metrics;
 use crate::net::limits::{self, ConnLimits};
 use crate::net::listener::bind;
@@ -77,6 +78,8 @@ pub struct Proxy {
     /// Open client connections, under `limits.max_connections[_per_source]`.
     pub limits: Arc<ConnLimits>,
     pub metrics: Arc<Metrics>,
+    /// Upgraded acks=0 requests held for redelivery, and their re-sender.
+    pub deliveries: Arc<Deliveries>,
     /// Discovery reached a broker.
     discovered: AtomicBool,
     /// SIGTERM arrived: /readyz says 503 from now on.
@@ -99,8 +102,16 @@ impl Proxy {
         let tls_server = config.listen.tls.as_ref().map(|t| TlsServer::new(t, handshake)).transpose()?;
         let tls_client = settings.tls.clone();
         let max = limits::max_connections(l.max_connections, limits::raise_fd_limit());
+        let deliveries = Deliveries::new(
+            settings.clone(),
+            l.redelivery_bytes_per_connection,
+            l.redelivery_bytes_total,
+            Recorder::new(audit.clone(), metrics.clone()),
+            metrics.clone(),
+        );
         let audit = Recorder::new(audit, metrics.clone());
         Ok(Arc::new(Self {
+            deliveries,
             limits: ConnLimits::new(max, l.max_connections_per_source),
             cluster: Cluster::new(settings, metrics.clone()),
             metrics,
@@ -166,17 +177,22 @@ impl Proxy {
         self.metrics.ready.set(0);
     }
 
-    /// Stops accepting, lets every session finish the requests it already forwarded, and waits
-    /// for them at most `limits.drain_timeout_ms`. Returns the sessions still open at the deadline.
+    /// Stops accepting, lets every session finish the requests it already forwarded and the
+    /// re-sender deliver what it holds, and waits for both at most `limits.drain_timeout_ms`;
+    /// what is still held then is given up (audited). Returns the sessions still open at the
+    /// deadline.
     pub async fn drain(&self) -> usize {
         self.begin_drain();
         self.shutdown.cancel();
         self.sessions.close();
         let limit = Duration::from_millis(self.config().limits.drain_timeout_ms);
-        if tokio::time::timeout(limit, self.sessions.wait()).await.is_err() {
-            return self.sessions.len();
-        }
-        0
+        let deadline = std::time::Instant::now() + limit;
+        let open = match tokio::time::timeout(limit, self.sessions.wait()).await {
+            Ok(()) => 0,
+            Err(_) => self.sessions.len(),
+        };
+        self.deliveries.drain(deadline).await;
+        open
     }
 
     /// The proxy as response rewrites see it.

@@ -128,6 +128,12 @@ impl Event {
         Event::new(o, "unseen_produce_error", crate::policy::produce::RULE, "close", topics, detail)
     }
 
+    /// Records of an upgraded acks=0 request the proxy held and finally gave up (delivery
+    /// timeout, a non-retriable error, shutdown): lost, and the producer believes them sent.
+    pub fn undelivered(o: &Origin, topic: String, detail: serde_json::Value) -> Event {
+        Event::new(o, "undelivered", crate::policy::produce::RULE, "give_up", vec![topic], detail)
+    }
+
     /// A Metadata request would have auto-created these topics (the cluster does not have them);
     /// the proxy switched creation off. Requests naming only existing topics are just counted.
     pub fn auto_topic_creation(o: &Origin, missing: Vec<String>) -> Event {

@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod error;
 pub mod leaders;
 pub mod producer;
+pub mod producer_id;
 pub mod sasl;
 pub mod topology;
 pub mod view;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::client::{versions, ClusterClient};
@@ -324,20 +324,11 @@ impl Producer {
 
     /// A fresh producer id (id and epoch -1 ask for a new one, which v3+ and tansu need).
     async fn init_id(&mut self) -> Result<(i64, i16), Step> {
-        let req = InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(i32::MAX)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
-        let resp = self.client.call(&req, versions(0, 5)).await.map_err(Step::of)?;
-        if resp.error_code != errors::NONE {
-            let e = ClusterError::Kafka { api: "InitProducerId", code: resp.error_code, message: None };
-            return Err(if e.retriable() {
-                Step::Again { refresh: false, why: e.to_string() }
-            } else {
-                Step::Fail(ProduceError::Cluster(e))
-            });
-        }
+        let resp = super::producer_id::init_producer_id(&self.client).await.map_err(|e| match e {
+            e @ ClusterError::Kafka { .. } if e.retriable() => Step::Again { refresh: false, why: e.to_string() },
+            e @ ClusterError::Kafka { .. } => Step::Fail(ProduceError::Cluster(e)),
+            e => Step::of(e),
+        })?;
         let id = (resp.producer_id.0, resp.producer_epoch);
         tracing::info!(topic = %self.cfg.topic, producer_id = id.0, epoch = id.1, "proxy's idempotent producer initialised");
         self.id = Some(id);

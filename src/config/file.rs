@@ -207,6 +207,21 @@ pub struct Limits {
     /// balancers stop sending new connections before the proxy refuses them.
     #[serde(default)]
     pub shutdown_delay_ms: u64,
+    /// Bytes of upgraded acks=0 requests held for redelivery per client connection; when full the
+    /// proxy stops reading that client until the broker acknowledges some.
+    #[serde(default = "default_redelivery_per_connection")]
+    pub redelivery_bytes_per_connection: usize,
+    /// The same over all connections (and over what is being re-sent after they closed).
+    #[serde(default = "default_redelivery_total")]
+    pub redelivery_bytes_total: usize,
+}
+
+fn default_redelivery_per_connection() -> usize {
+    16 * 1024 * 1024
+}
+
+fn default_redelivery_total() -> usize {
+    256 * 1024 * 1024
 }
 
 fn default_idle_timeout_ms() -> u64 {
@@ -245,6 +260,8 @@ impl Default for Limits {
             pre_auth_max_frame_bytes: default_pre_auth_max_frame(),
             tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
             shutdown_delay_ms: 0,
+            redelivery_bytes_per_connection: default_redelivery_per_connection(),
+            redelivery_bytes_total: default_redelivery_total(),
         }
     }
 }
@@ -272,6 +289,16 @@ pub struct ProduceAcks {
     pub action: Action,
     #[serde(default)]
     pub exempt: RawExemptions,
+    /// Upgraded acks=0 requests are held and re-sent (stamped with the proxy's producer id, so
+    /// never written twice) until the broker acknowledges them or `delivery_timeout_ms` passes.
+    #[serde(default = "crate::policy::rules::default_true")]
+    pub redeliver: bool,
+    #[serde(default = "default_delivery_timeout_ms")]
+    pub delivery_timeout_ms: u64,
+}
+
+fn default_delivery_timeout_ms() -> u64 {
+    120_000
 }
 
 fn default_upgrade() -> Action {
@@ -280,7 +307,12 @@ fn default_upgrade() -> Action {
 
 impl Default for ProduceAcks {
     fn default() -> Self {
-        Self { action: Action::Upgrade, exempt: RawExemptions::default() }
+        Self {
+            action: Action::Upgrade,
+            exempt: RawExemptions::default(),
+            redeliver: true,
+            delivery_timeout_ms: default_delivery_timeout_ms(),
+        }
     }
 }
 

@@ -148,6 +148,13 @@ fn check_limits(limits: &Limits, errors: &mut Vec<String>) {
     if !frame_ok {
         errors.push(format!("limits.max_frame_bytes {} must be between 1024 and 1073741824", limits.max_frame_bytes));
     }
+    let budgets = [limits.redelivery_bytes_per_connection, limits.redelivery_bytes_total];
+    if budgets.iter().any(|b| !(1024 * 1024..=u32::MAX as usize).contains(b)) || budgets[0] > budgets[1] {
+        errors.push(format!(
+            "limits.redelivery_bytes_per_connection ({}) and limits.redelivery_bytes_total ({}) must be between 1 MiB and 4 GiB, per connection not above total",
+            budgets[0], budgets[1]
+        ));
+    }
     if limits.max_in_flight == 0 {
         errors.push("limits.max_in_flight must be above 0".into());
     }
@@ -172,6 +179,12 @@ fn check_limits(limits: &Limits, errors: &mut Vec<String>) {
 
 fn policies_of(raw: RawPolicies, errors: &mut Vec<String>) -> Policies {
     let exempt = exemptions(&raw.produce_acks.exempt, "policies.produce_acks.exempt", errors);
+    if !(1_000..=86_400_000).contains(&raw.produce_acks.delivery_timeout_ms) {
+        errors.push(format!(
+            "policies.produce_acks.delivery_timeout_ms {} must be between 1000 and 86400000",
+            raw.produce_acks.delivery_timeout_ms
+        ));
+    }
     let idem_exempt = exemptions(&raw.idempotence.exempt, "policies.idempotence.exempt", errors);
     if raw.idempotence.action == Action::Upgrade {
         errors
@@ -185,7 +198,12 @@ fn policies_of(raw: RawPolicies, errors: &mut Vec<String>) -> Policies {
     }
     let scopes = scopes(&raw.scopes, &raw.create_topics, errors);
     Policies {
-        produce_acks: ProduceAcksRule { action: raw.produce_acks.action, exempt },
+        produce_acks: ProduceAcksRule {
+            action: raw.produce_acks.action,
+            exempt,
+            redeliver: raw.produce_acks.redeliver,
+            delivery_timeout_ms: raw.produce_acks.delivery_timeout_ms,
+        },
         idempotence: IdempotenceRule { action: raw.idempotence.action, exempt: idem_exempt },
         create_topics: CreateTopicsRule { rules: raw.create_topics, exempt: ct_exempt },
         metadata: raw.metadata,

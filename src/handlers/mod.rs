@@ -41,6 +41,9 @@ pub enum Route {
     ForwardUnanswered(Bytes),
     /// Answer with this frame without the broker, in its turn.
     Answer(Bytes),
+    /// An acks=0 Produce upgraded to acks=all, to be held for redelivery by the session
+    /// (`delivery`): stamped in place, then forwarded with `Disposition::Swallow`.
+    Hold(BytesMut, Box<Event>),
     /// Close the client connection once everything before this has been answered.
     Close,
 }
@@ -85,8 +88,17 @@ pub enum Disposition {
     SaslRawToken,
     /// The client sent acks=0 and the proxy upgraded it: the client expects no answer. Drop the
     /// response; if it reports errors, audit them (the client can never see them) and close the
-    /// connection as a broker does on acks=0 failures. The event is the template to fill in.
-    Swallow(Box<Event>),
+    /// connection as a broker does on acks=0 failures.
+    Swallow(Box<Swallowed>),
+}
+
+/// An upgraded acks=0 request's answer, which its client never sees.
+#[derive(Debug)]
+pub struct Swallowed {
+    /// The audit event to fill in if the answer carries errors.
+    pub template: Event,
+    /// The request, held until every partition is acknowledged (None: not held).
+    pub held: Option<crate::delivery::held::Held>,
 }
 
 #[derive(Debug, thiserror::Error)]

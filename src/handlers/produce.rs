@@ -6,7 +6,7 @@
 
 use bytes::BytesMut;
 
-use super::{Disposition, Env, HandlerError, Route};
+use super::{Disposition, Env, HandlerError, Route, Swallowed};
 use crate::audit::Event;
 use crate::cluster::ClusterView;
 use crate::policy::idempotence::{self, Batches, Verdict};
@@ -101,8 +101,11 @@ fn acks<V: ClusterView>(env: &Env<'_, V>, mut frame: BytesMut, h: &RequestHeader
             patch_acks(&mut frame, head, ACKS_ALL).ok_or(HandlerError::Malformed("Produce"))?;
             env.audit.record(event(verdict, serde_json::json!({ "acks_from": head.acks, "acks_to": ACKS_ALL })));
             if head.acks == 0 {
-                let template = Event::unseen_produce_error(&origin, owned_names.clone(), serde_json::Value::Null);
-                return Ok(Route::Forward(frame.freeze(), Disposition::Swallow(Box::new(template))));
+                let template = Box::new(Event::unseen_produce_error(&origin, owned_names.clone(), serde_json::Value::Null));
+                if env.policies.produce_acks.redeliver {
+                    return Ok(Route::Hold(frame, template));
+                }
+                return Ok(Route::Forward(frame.freeze(), Disposition::Swallow(Box::new(Swallowed { template: *template, held: None }))));
             }
             Ok(Route::Forward(frame.freeze(), answered(h)))
         }

@@ -41,6 +41,10 @@ impl Gauge {
         self.0.store(v, Ordering::Relaxed);
     }
 
+    pub fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }

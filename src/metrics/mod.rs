@@ -2,6 +2,7 @@
 //! code) so that counting on the hot path is an atomic add, never a lookup; and their rendering
 //! as Prometheus text for the admin endpoint. Names and meanings: docs/metrics.md.
 
+pub mod delivery;
 pub mod family;
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ const ERROR_SLOTS: usize = 140;
 
 const RULES: [&str; 6] =
     ["produce_acks", "create_topics", "deletes.protected_topics", "metadata.block_auto_topic_creation", "idempotence", "detectors"];
-const ACTIONS: [&str; 6] = ["upgrade", "reject", "audit", "exempt", "close", "allow"];
+const ACTIONS: [&str; 7] = ["upgrade", "reject", "audit", "exempt", "close", "allow", "give_up"];
 
 /// One listener's connections.
 #[derive(Debug, Default)]
@@ -64,6 +65,7 @@ pub struct Metrics {
     pub cluster_request_failures: Counter,
     /// 1 once discovery reached a broker and while not draining.
     pub ready: Gauge,
+    pub delivery: delivery::DeliveryMetrics,
 }
 
 impl Default for Metrics {
@@ -85,6 +87,7 @@ impl Metrics {
             upstream_connect: Histogram::default(),
             cluster_request_failures: Counter::default(),
             ready: Gauge::default(),
+            delivery: delivery::DeliveryMetrics::default(),
         }
     }
 
@@ -129,6 +132,7 @@ impl Metrics {
         self.encode_apis(&mut e);
         self.encode_policy(&mut e);
         self.encode_upstream(&mut e);
+        self.delivery.encode(&mut e);
         extra(&mut e);
         e.family("kdp_build_info", "gauge", "The proxy's version.");
         e.sample("kdp_build_info", &labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1);

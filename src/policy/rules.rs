@@ -231,6 +231,9 @@ pub struct CreateTopicsRule {
 pub struct ProduceAcksRule {
     pub action: Action,
     pub exempt: Exemptions,
+    /// Hold upgraded acks=0 requests and re-send them until acknowledged (see `delivery`).
+    pub redeliver: bool,
+    pub delivery_timeout_ms: u64,
 }
 
 /// Producers must be idempotent (a producer id in every batch), or a retry may write a batch

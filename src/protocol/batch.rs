@@ -48,6 +48,75 @@ pub struct PartitionBatches {
     pub summary: Summary,
 }
 
+/// Where one partition's record set sits in a Produce frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionRecords {
+    pub topic: String,
+    pub summary: Summary,
+    /// Byte range of the record set (its batches, back to back) within the frame.
+    pub range: std::ops::Range<usize>,
+}
+
+/// Every partition's record set of a Produce request, with its position in the frame (what
+/// in-place stamping and re-sending need).
+pub fn partition_records(frame: &[u8], header: &RequestHeader, head: &ProduceHead) -> Option<Vec<PartitionRecords>> {
+    let version = header.api_version;
+    let flexible = produce_is_flexible(version);
+    let mut c = Cursor::at(frame, head.acks_offset.checked_add(2)?);
+    c.i32()?; // timeout_ms
+    let mut out = Vec::new();
+    for _ in 0..c.bounded_array_len_v(flexible)? {
+        let raw = if version >= 13 { c.bytes(16)? } else { c.string_v(flexible)?.unwrap_or_default() };
+        let topic: String =
+            if version >= 13 { raw.iter().map(|b| format!("{b:02x}")).collect() } else { String::from_utf8_lossy(raw).into_owned() };
+        for _ in 0..c.bounded_array_len_v(flexible)? {
+            let partition = c.i32()?;
+            let records = records_v(&mut c, flexible)?.unwrap_or_default();
+            let end = c.pos();
+            out.push(PartitionRecords { topic: topic.clone(), summary: summarise(partition, records), range: end - records.len()..end });
+            if flexible {
+                c.skip_tagged_fields()?;
+            }
+        }
+        if flexible {
+            c.skip_tagged_fields()?;
+        }
+    }
+    Some(out)
+}
+
+/// One batch within a record set: where it starts, how long it is, how many records it holds,
+/// and whether the proxy may stamp a producer id into it (a plain v2 batch without one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchAt {
+    pub at: usize,
+    pub len: usize,
+    pub count: i32,
+    pub stampable: bool,
+}
+
+/// The batches of a record set, back to back, up to the first that does not fit.
+pub fn batch_starts(records: &[u8]) -> Vec<BatchAt> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while let Some(batch) = records.get(at..).filter(|b| !b.is_empty()) {
+        let mut c = Cursor::new(batch);
+        let (Some(_), Some(len)) = (c.i64(), c.i32()) else { break };
+        let Some(total) = usize::try_from(len).ok().and_then(|l| l.checked_add(12)).filter(|t| *t >= V2_HEADER_LEN && *t <= batch.len())
+        else {
+            break;
+        };
+        let magic = Cursor::at(batch, MAGIC_OFFSET).i8().unwrap_or(-1);
+        let attributes = Cursor::at(batch, ATTRIBUTES_OFFSET).i16().unwrap_or(0);
+        let pid = Cursor::at(batch, PRODUCER_ID_OFFSET).i64().unwrap_or(0);
+        let count = Cursor::at(batch, RECORD_COUNT_OFFSET).i32().unwrap_or(0);
+        let stampable = magic == 2 && pid == -1 && count > 0 && attributes & (TRANSACTIONAL | CONTROL) == 0;
+        out.push(BatchAt { at, len: total, count, stampable });
+        at += total;
+    }
+    out
+}
+
 /// Calls `f(topic bytes, summary)` for every partition of a Produce request (topic bytes are the
 /// name, or the 16-byte id from v13); allocates nothing. None when the request is malformed.
 pub fn for_each_partition(frame: &[u8], header: &RequestHeader, head: &ProduceHead, mut f: impl FnMut(&[u8], Summary)) -> Option<()> {

@@ -37,6 +37,12 @@ impl Pending {
             Route::Forward(bytes, d) => (Some(bytes), expect(d)),
             Route::ForwardUnanswered(bytes) => (Some(bytes), Pending::MaybeAnswered { correlation_id }),
             Route::Answer(bytes) => (None, Pending::Local(bytes, meta)),
+            // The session holds these before this point; one that reaches here is forwarded
+            // upgraded and not held.
+            Route::Hold(frame, template) => {
+                let swallowed = crate::handlers::Swallowed { template: *template, held: None };
+                (Some(frame.freeze()), expect(Disposition::Swallow(Box::new(swallowed))))
+            }
             Route::Close => (None, Pending::Close),
         }
     }

@@ -11,7 +11,7 @@ pub mod sasl;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,6 +84,7 @@ where
     let sasl = SaslRelay::new(cfg.listen.sasl.plain_principal);
     let info = ConnInfo::default();
     let inflight = AtomicUsize::new(0);
+    let lame = AtomicBool::new(false);
     let reader = FrameReader::new(cr, limits.max_frame_bytes);
     let requests = Requests {
         proxy,
@@ -96,6 +97,9 @@ where
         reader,
         writer: FrameWriter::new(bw),
         tx,
+        holds: proxy.deliveries.session(),
+        hold_warned: false,
+        lame: &lame,
     };
     let responses = Responses {
         proxy,
@@ -111,13 +115,18 @@ where
         maybe: Vec::new(),
         draining: false,
     };
-    serve(requests, responses, Duration::from_millis(limits.drain_timeout_ms)).await
+    let lame = cfg.policies.produce_acks.redeliver.then_some(&lame);
+    serve(requests, responses, Duration::from_millis(limits.drain_timeout_ms), lame).await
 }
+
+/// How long a client connection whose broker connection failed is still read (see `serve`).
+const LAME_DUCK: Duration = Duration::from_secs(5);
 
 async fn serve<CR, BW, BR, CW>(
     requests: Requests<'_, CR, BW>,
     responses: Responses<'_, BR, CW>,
     drain: Duration,
+    lame: Option<&AtomicBool>,
 ) -> Result<(), SessionError>
 where
     CR: AsyncRead + Unpin,
@@ -147,7 +156,17 @@ where
                 (Ok(()), d) => d,
             }
         }
-        r = &mut resp => r,
+        r = &mut resp => {
+            // The broker side failed and the client has been sent end-of-stream. An acks=0
+            // producer may have written more requests before it notices: read them until it
+            // closes (or LAME_DUCK), and hand the upgraded ones to the re-sender rather than
+            // lose them in a reset socket buffer.
+            if let (Err(_), Some(lame)) = (&r, lame) {
+                lame.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = tokio::time::timeout(LAME_DUCK, &mut req).await;
+            }
+            r
+        }
     }
 }
 

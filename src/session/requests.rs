@@ -3,7 +3,7 @@
 //! forward the bytes with as few writes as possible. Closes connections that stay idle.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,9 +16,12 @@ use super::conn::{ConnInfo, Seen};
 use super::inflight::{Meta, Pending};
 use super::sasl::SaslRelay;
 use crate::audit::{Event, Origin};
+use crate::delivery::stamp::{self, Unplanned};
+use crate::delivery::SessionHolds;
 use crate::error::SessionError;
-use crate::handlers::{self, Disposition, Env, HandlerError, Route};
+use crate::handlers::{self, Disposition, Env, HandlerError, Route, Swallowed};
 use crate::identity::Identity;
+use crate::metrics::delivery::Unheld;
 use crate::net::{FrameReader, FrameWriter, ReadError};
 use crate::protocol::groups;
 use crate::protocol::versions::allowed;
@@ -37,6 +40,13 @@ pub struct Requests<'a, R, W> {
     pub reader: FrameReader<R>,
     pub writer: FrameWriter<W>,
     pub tx: mpsc::Sender<Pending>,
+    /// Upgraded acks=0 requests held for redelivery: this connection's producer id and budget.
+    pub holds: SessionHolds,
+    /// A failure to hold has been logged for this connection.
+    pub hold_warned: bool,
+    /// The broker connection failed: nothing more is forwarded; upgraded acks=0 requests still
+    /// read go to the re-sender.
+    pub lame: &'a AtomicBool,
 }
 
 /// What ended the wait for the next client frame.
@@ -114,6 +124,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
     }
 
     async fn flush(&mut self) -> Result<(), SessionError> {
+        if self.lame.load(Ordering::Relaxed) {
+            self.writer.discard();
+            return Ok(());
+        }
         self.writer.flush().await.map_err(SessionError::BrokerIo)
     }
 
@@ -126,12 +140,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             (Route::Forward(bytes, Disposition::SaslRawToken), corr, 0, ApiKey::SaslAuthenticate as i16)
         } else {
             let header = peek_request_header(&frame).ok_or_else(|| SessionError::Client("malformed request header".into()))?;
-            let route = self.route(frame, &header).await.map_err(handler_error)?;
+            let route = match self.route(frame, &header).await.map_err(handler_error)? {
+                Route::Hold(frame, template) => self.hold(frame, *template, &header, started).await?,
+                route => route,
+            };
             (route, header.correlation_id, header.api_version, header.api_key)
         };
         let api = self.proxy.metrics.api(api_key);
         api.requests.inc();
         api.request_bytes.add(size);
+        if self.lame.load(Ordering::Relaxed) {
+            // Dropping the route hands a held request to the re-sender; nothing else can be
+            // answered any more.
+            drop(route);
+            return Ok(false);
+        }
         let (bytes, pending) = Pending::of(route, correlation_id, api_version, Meta { api_key, started });
         let closing = matches!(pending, Pending::Close);
         if matches!(pending, Pending::Expect { .. }) {
@@ -144,6 +167,52 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             self.writer.push(bytes);
         }
         Ok(closing)
+    }
+
+    /// Stamps an upgraded acks=0 request with this connection's producer id and holds it until
+    /// the broker acknowledges it (see `delivery`); waits, reading nothing more from the client,
+    /// while the redelivery budget is full. A request that cannot be held is forwarded upgraded.
+    async fn hold(&mut self, frame: BytesMut, template: Event, header: &RequestHeader, arrived: Instant) -> Result<Route, SessionError> {
+        let swallow = |bytes, held| Route::Forward(bytes, Disposition::Swallow(Box::new(Swallowed { template, held })));
+        let metrics = &self.proxy.metrics.delivery;
+        let planned = match stamp::plan(&frame, header) {
+            Ok(p) => p,
+            Err(Unplanned::Malformed) => return Err(SessionError::Client("malformed Produce request".into())),
+            Err(Unplanned::Unstampable) => {
+                metrics.unheld(Unheld::Unstampable).inc();
+                return Ok(swallow(frame.freeze(), None));
+            }
+        };
+        let lease = match self.holds.lease().await {
+            Ok(l) => l,
+            Err(e) => {
+                metrics.unheld(Unheld::NoProducerId).inc();
+                if !std::mem::replace(&mut self.hold_warned, true) {
+                    tracing::warn!(peer = %self.peer, side = %e.side(), error = %e, "no producer id for redelivery: upgraded acks=0 requests of this connection are forwarded without being held");
+                }
+                return Ok(swallow(frame.freeze(), None));
+            }
+        };
+        let permits = match self.holds.try_permits(frame.len()) {
+            Some(p) => p,
+            None => {
+                // What is queued for the broker must go out, or nothing held can complete.
+                self.flush().await?;
+                self.holds.wait_permits(frame.len()).await.ok_or_else(|| SessionError::Proxy("redelivery budget closed".into()))?
+            }
+        };
+        let origin = Origin {
+            client_addr: self.peer,
+            client_id: header.client_id(&frame).map(str::to_owned),
+            principal: self.identity.principal(),
+            tls_subject: self.identity.tls_subject.clone(),
+            api: "Produce",
+            api_version: header.api_version,
+        };
+        let timeout = Duration::from_millis(self.proxy.config().policies.produce_acks.delivery_timeout_ms);
+        let (bytes, held) =
+            self.holds.hold(frame, planned, lease, permits, origin, arrived, timeout).map_err(|e| SessionError::Proxy(e.to_string()))?;
+        Ok(swallow(bytes, Some(held)))
     }
 
     /// Keeps what detectors name (client id, consumer group) current, and audits offset commits

@@ -18,13 +18,17 @@ use super::inflight::{Meta, Pending};
 use super::sasl::SaslRelay;
 use crate::audit::Event;
 use crate::error::SessionError;
-use crate::handlers::{legacy, split, Disposition};
+use crate::handlers::{legacy, split, Disposition, Swallowed};
 use crate::identity::Identity;
 use crate::net::{FrameReader, FrameWriter, ReadError};
 use crate::policy::produce::ACKS_ALL;
 use crate::protocol::{peek_response_correlation, produce_response};
 use crate::rewrite::{addresses, api_versions, Rewritten};
 use crate::state::Proxy;
+
+fn far_future() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(86_400)
+}
 
 /// Partition errors listed in the audit event of a swallowed response (all are counted).
 const AUDITED_ERRORS: usize = 64;
@@ -48,7 +52,17 @@ pub struct Responses<'a, R, W> {
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
+    /// Serves responses until the broker side ends; on a failure the client is sent
+    /// end-of-stream at once (its requests may still be read, see `session::serve`).
     pub async fn run(mut self) -> Result<(), SessionError> {
+        let r = self.serve().await;
+        if r.is_err() {
+            self.writer.shutdown().await;
+        }
+        r
+    }
+
+    async fn serve(&mut self) -> Result<(), SessionError> {
         loop {
             if self.drain_front() {
                 self.flush().await?;
@@ -59,6 +73,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
             if self.draining && self.queue.is_empty() {
                 return Ok(());
             }
+            let deadline = self.held_deadline();
             tokio::select! {
                 biased;
                 p = self.rx.recv(), if !self.draining => match p {
@@ -79,8 +94,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
                         return Err(e);
                     }
                 }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(far_future).into()), if deadline.is_some() => {
+                    return Err(SessionError::Broker(
+                        "broker did not answer an upgraded acks=0 request within policies.produce_acks.delivery_timeout_ms".into(),
+                    ));
+                }
             }
         }
+    }
+
+    /// When the oldest held request (an upgraded acks=0 kept for redelivery) runs out of time:
+    /// a broker that never answers must not keep it past its delivery timeout.
+    fn held_deadline(&self) -> Option<std::time::Instant> {
+        self.queue.iter().find_map(|p| match p {
+            Pending::Expect { disposition: Disposition::Swallow(s), .. } => s.held.as_ref().and_then(|h| h.inner()).map(|i| i.deadline),
+            _ => None,
+        })
     }
 
     fn subject(&self) -> detect::Subject<'_> {
@@ -184,7 +213,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
             self.sasl.mark_authenticated();
         }
         let out = match disposition {
-            Disposition::Swallow(template) => return self.swallow(&frame, api_version, *template),
+            Disposition::Swallow(swallowed) => return self.swallow(&frame, api_version, *swallowed),
             d => self.rewrite(frame, api_version, d)?,
         };
         match out {
@@ -241,9 +270,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
     }
 
     /// The response to an acks=0 request the proxy upgraded: the client never sees it.
-    fn swallow(&mut self, frame: &[u8], version: i16, mut event: Event) -> Result<(), SessionError> {
+    /// When the request is held, partitions that succeeded are done, those that failed for good
+    /// are given up (audited), and the rest go to the re-sender when `held` is dropped.
+    fn swallow(&mut self, frame: &[u8], version: i16, swallowed: Swallowed) -> Result<(), SessionError> {
+        let Swallowed { template: mut event, mut held } = swallowed;
         let scan = produce_response::scan(frame, version)
             .ok_or_else(|| SessionError::Broker(format!("undecodable Produce v{version} response")))?;
+        let mut redelivering = None;
+        if let Some(h) = held.as_mut() {
+            let errors: Vec<_> = scan.errors.iter().map(|e| (&*e.topic, e.partition, e.error_code, e.message.as_deref())).collect();
+            let answer = h.answered(&errors);
+            self.proxy.deliveries.failed(h, &answer.failed);
+            redelivering = Some(answer.retry);
+        }
+        drop(held);
         if scan.errors.is_empty() {
             return Ok(());
         }
@@ -260,6 +300,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         event.detail = serde_json::json!({
             "acks_from": 0, "acks_to": ACKS_ALL, "errors": errors, "errors_total": scan.errors.len(),
             "outcome": "client connection closed so the producer refreshes metadata",
+            "redelivering_partitions": redelivering,
         });
         self.proxy.audit.record(event);
         Err(SessionError::Proxy(format!(

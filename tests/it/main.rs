@@ -6,6 +6,7 @@ mod fake_broker;
 mod governance;
 mod observability;
 mod old_clients;
+mod redelivery;
 mod report;
 mod sasl;
 mod secure_bed;

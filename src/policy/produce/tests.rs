@@ -13,6 +13,8 @@ fn rule(action: Action) -> ProduceAcksRule {
             source_cidrs: vec!["10.9.0.0/16".parse().expect("cidr")],
             topics: vec![Glob::new("scratch.*")],
         },
+        redeliver: true,
+        delivery_timeout_ms: 120_000,
     }
 }
 

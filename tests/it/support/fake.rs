@@ -17,6 +17,8 @@ pub enum Reply {
     After(Duration, Bytes),
     /// Apache Kafka's behaviour for acks=0: no response at all.
     Nothing,
+    /// A broker that dies: the connection is closed without an answer.
+    Close,
 }
 
 pub type Script = Arc<dyn Fn(u16, &RequestHeader, &[u8]) -> Reply + Send + Sync>;
@@ -30,6 +32,8 @@ pub struct Got {
     /// Which accepted connection (counting from 0 across all ports) carried the request.
     pub conn: usize,
     pub acks: Option<i16>,
+    /// The request as received.
+    pub frame: Bytes,
 }
 
 pub struct FakeBroker {
@@ -59,7 +63,16 @@ impl FakeBroker {
                             let Some(h) = protocol::peek_request_header(&frame) else { return };
                             let acks = if h.api_key == 0 { protocol::peek_produce(&frame, &h).map(|p| p.acks) } else { None };
                             let client_id = h.client_id(&frame).map(str::to_owned);
-                            let g = Got { listener_port: port, api_key: h.api_key, api_version: h.api_version, client_id, conn, acks };
+                            let frame = frame.freeze();
+                            let g = Got {
+                                listener_port: port,
+                                api_key: h.api_key,
+                                api_version: h.api_version,
+                                client_id,
+                                conn,
+                                acks,
+                                frame: frame.clone(),
+                            };
                             got.lock().expect("lock").push(g);
                             let reply = script(port, &h, &frame);
                             let bytes = match reply {
@@ -69,6 +82,7 @@ impl FakeBroker {
                                     b
                                 }
                                 Reply::Nothing => continue,
+                                Reply::Close => return,
                             };
                             if w.write_all(&bytes).await.is_err() {
                                 return;
