@@ -2,6 +2,7 @@
 //! (confluent-kafka / librdkafka, kafka-python, kcat), and in front of a scripted fake broker for
 //! what tansu never sends (several brokers, batched FindCoordinator, KIP-951 endpoints, errors).
 mod fake_broker;
+mod fleet;
 mod governance;
 mod observability;
 mod old_clients;
