@@ -1,7 +1,8 @@
 //! Checks of what operators deploy and read, against the code: docs/metrics.md and the Grafana
 //! dashboard against the metrics the proxy really exports, the Kubernetes base against the
 //! Kubernetes API schemas (and its proxy.yaml against `--check-config`), the HAProxy example
-//! with `haproxy -c`, and a ConfigMap-style symlink swap against the config reload.
+//! with `haproxy -c`, docs/sizing.md against docs/benchmarks.md, and a ConfigMap-style symlink
+//! swap against the config reload.
 
 mod dashboard;
 mod exported;
@@ -9,6 +10,7 @@ mod haproxy;
 mod kubernetes;
 mod metrics_doc;
 mod promql;
+mod sizing;
 
 use std::path::{Path, PathBuf};
 
