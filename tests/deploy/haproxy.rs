@@ -42,7 +42,9 @@ fn haproxy_accepts_the_example() {
 #[test]
 fn haproxy_refuses_a_broken_copy() {
     let cfg = resolvable(&config());
-    for (from, to) in [("timeout client 610s", "timeout clinet 610s"), ("balance leastconn", "balance leastcon"), ("bind :9100-9105", "bind :9100-")] {
+    for (from, to) in
+        [("timeout client 610s", "timeout clinet 610s"), ("balance leastconn", "balance leastcon"), ("bind :9100-9105", "bind :9100-")]
+    {
         assert!(cfg.contains(from), "{from}");
         let out = check(&cfg.replacen(from, to, 1), true);
         assert!(!out.status.success(), "{from} -> {to} was accepted:\n{}", text(&out));
@@ -75,5 +77,8 @@ fn the_example_balances_every_port_the_proxies_serve() {
     }
     let servers = active.iter().filter(|l| l.starts_with("server ")).count();
     assert_eq!(servers, 3, "one server per replica");
-    assert!(active.iter().filter(|l| l.starts_with("server ")).all(|l| l.split_whitespace().nth(2).is_some_and(|a| !a.contains(':'))), "no port on servers: a connection keeps its port");
+    assert!(
+        active.iter().filter(|l| l.starts_with("server ")).all(|l| l.split_whitespace().nth(2).is_some_and(|a| !a.contains(':'))),
+        "no port on servers: a connection keeps its port"
+    );
 }

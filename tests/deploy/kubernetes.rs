@@ -128,7 +128,8 @@ fn the_pod_spec_agrees_with_proxy_yaml() {
     };
     // Drain: SIGKILL must not come before the delay and the drain are over.
     let limits = &cfg["limits"];
-    let needed_ms = limits["shutdown_delay_ms"].as_u64().expect("shutdown_delay_ms") + limits["drain_timeout_ms"].as_u64().expect("drain_timeout_ms");
+    let needed_ms =
+        limits["shutdown_delay_ms"].as_u64().expect("shutdown_delay_ms") + limits["drain_timeout_ms"].as_u64().expect("drain_timeout_ms");
     let grace_ms = pod["terminationGracePeriodSeconds"].as_u64().expect("grace") * 1000;
     assert!(grace_ms > needed_ms + 5_000, "terminationGracePeriodSeconds {grace_ms} ms must exceed {needed_ms} ms with a margin");
     // Probes reach the admin endpoint, which must listen on every interface.

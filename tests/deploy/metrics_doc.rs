@@ -69,7 +69,10 @@ fn a_renamed_or_undocumented_metric_is_caught() {
     let exported = exported::parse(&exported::render()).families;
     let renamed = documented(&md.replace("| `kdp_inflight_requests` |", "| `kdp_in_flight_requests` |"));
     let found = differences(&renamed, &exported);
-    assert!(found.iter().any(|p| p.starts_with("kdp_inflight_requests (gauge") && p.contains("is exported but not documented")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.starts_with("kdp_inflight_requests (gauge") && p.contains("is exported but not documented")),
+        "{found:?}"
+    );
     assert!(found.iter().any(|p| p.contains("kdp_in_flight_requests is documented")), "{found:?}");
     let relabelled = documented(&md.replace("| `kdp_requests_total` | counter | `api` |", "| `kdp_requests_total` | counter | `apikey` |"));
     assert!(differences(&relabelled, &exported).iter().any(|p| p.starts_with("kdp_requests_total: documented as")));
@@ -88,7 +91,8 @@ fn every_query_in_the_doc_names_real_series_and_parses() {
     assert!(problems.is_empty(), "docs/metrics.md queries:\n  {}", problems.join("\n  "));
     let named: Vec<(String, String)> = blocks.iter().map(|b| ("docs/metrics.md".to_owned(), b.clone())).collect();
     promql::promtool_check(&named).unwrap_or_else(|e| panic!("{e}"));
-    let queried: BTreeSet<String> = blocks.iter().flat_map(|b| exported.samples.iter().filter(|(s, _)| b.contains(s.as_str()))).map(|(_, f)| f.clone()).collect();
+    let queried: BTreeSet<String> =
+        blocks.iter().flat_map(|b| exported.samples.iter().filter(|(s, _)| b.contains(s.as_str()))).map(|(_, f)| f.clone()).collect();
     let unqueried: Vec<&String> = exported.families.keys().filter(|f| !queried.contains(*f)).collect();
     assert!(unqueried.is_empty(), "families no query in docs/metrics.md uses: {unqueried:?}");
 }

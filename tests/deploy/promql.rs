@@ -13,15 +13,74 @@ const FOREIGN_LABELS: [&str; 2] = ["job", "instance"];
 
 const FUNCTIONS: &[&str] = &[
     // aggregations
-    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
     // functions
-    "abs", "absent", "absent_over_time", "avg_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min",
-    "count_over_time", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "delta", "deriv", "exp", "floor",
-    "histogram_quantile", "histogram_count", "histogram_sum", "histogram_fraction", "holt_winters", "hour", "idelta",
-    "increase", "irate", "label_join", "label_replace", "last_over_time", "ln", "log10", "log2", "max_over_time",
-    "min_over_time", "minute", "month", "predict_linear", "present_over_time", "quantile_over_time", "rate", "resets",
-    "round", "scalar", "sgn", "sort", "sort_desc", "sqrt", "stddev_over_time", "stdvar_over_time", "sum_over_time", "time",
-    "timestamp", "vector", "year",
+    "abs",
+    "absent",
+    "absent_over_time",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "count_over_time",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "delta",
+    "deriv",
+    "exp",
+    "floor",
+    "histogram_quantile",
+    "histogram_count",
+    "histogram_sum",
+    "histogram_fraction",
+    "holt_winters",
+    "hour",
+    "idelta",
+    "increase",
+    "irate",
+    "label_join",
+    "label_replace",
+    "last_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sort",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
 ];
 const GROUPING: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
 const KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset", "atan2"];
@@ -49,7 +108,9 @@ pub fn problems(expr: &str, exported: &Exported) -> Vec<String> {
                     if next == Some('(') {
                         let close = skip_past(&chars, i, ')');
                         let list: String = chars[i..close].iter().collect();
-                        for l in list.trim().trim_start_matches('(').trim_end_matches(')').split(',').map(str::trim).filter(|l| !l.is_empty()) {
+                        for l in
+                            list.trim().trim_start_matches('(').trim_end_matches(')').split(',').map(str::trim).filter(|l| !l.is_empty())
+                        {
                             if !all_labels.contains(l) {
                                 out.push(format!("`{word} ({l})`: no exported series has a label `{l}`"));
                             }
@@ -188,7 +249,12 @@ pub fn promtool_check(exprs: &[(String, String)]) -> Result<(), String> {
         return Ok(());
     }
     let origins: Vec<String> = exprs.iter().enumerate().map(|(n, (o, e))| format!("  check:expr_{n} = {o}: {e}")).collect();
-    Err(format!("promtool refused:\n{}{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr), origins.join("\n")))
+    Err(format!(
+        "promtool refused:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        origins.join("\n")
+    ))
 }
 
 #[test]

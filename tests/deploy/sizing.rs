@@ -63,7 +63,8 @@ fn the_inputs_are_the_current_benchmark_figures_and_the_results_follow() {
     close(v["R4"], v["B2"] + v["A3"] * v["B3"] / 1024.0, "R4");
     close(v["R5"], v["A2"] / 100.0 * v["R2"], "R5");
     // The replica table: max(A6, ceil(conns / A3) + A5, ceil(throughput / A2) + A5).
-    let rows: Vec<Vec<String>> = doc.lines().skip_while(|l| !l.starts_with("| clients |")).skip(2).take_while(|l| l.starts_with('|')).map(cells).collect();
+    let rows: Vec<Vec<String>> =
+        doc.lines().skip_while(|l| !l.starts_with("| clients |")).skip(2).take_while(|l| l.starts_with('|')).map(cells).collect();
     assert!(rows.len() >= 3, "the replica table has rows");
     for r in rows {
         let [clients, conns, by_conns, tput, by_tput, replicas] = [0, 1, 2, 3, 4, 5].map(|i| number(&r[i]));
