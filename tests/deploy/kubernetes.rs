@@ -61,6 +61,7 @@ fn typos_in_a_copy_of_the_base_fail_validation() {
         ("deployment.yaml", "terminationGracePeriodSeconds: 60", "terminationGracePeriodSecond: 60", "unknown field"),
         ("service.yaml", "targetPort: broker-5", "targetPort: broker-6", "targetPort broker-6 is no container port"),
         ("servicemonitor.yaml", "- port: admin", "- port: admn", "no selected Service has a port named admn"),
+        ("servicemonitor.yaml", "      interval: 30s", "      intervall: 30s", "endpoints.0.intervall: unknown field"),
         ("pdb.yaml", "kind: PodDisruptionBudget", "kind: PodDisruptionBudgets", "unknown kind"),
         ("kustomization.yaml", "- pdb.yaml", "- pdb.yml", "kubectl kustomize"),
     ];
