@@ -184,8 +184,7 @@ async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
 
 /// The audit writer's own counters, for /metrics.
 fn audit_metrics(log: &audit::AuditLog, e: &mut kafka_durability_proxy::metrics::Encoder) {
-    e.family("kdp_audit_events_dropped_total", "counter", "Audit events dropped because the writer's queue was full.");
-    e.sample("kdp_audit_events_dropped_total", "", log.dropped());
+    kafka_durability_proxy::metrics::encode_audit(e, log.dropped());
 }
 
 /// Reloads certificates and keys when their files change (checked every 2 s) or on SIGHUP.

@@ -248,6 +248,13 @@ impl Metrics {
     }
 }
 
+/// The audit writer's own counters, which it owns (the binary passes this as `encode`'s `extra`):
+/// kept here so that every family the endpoint can export is written by this crate.
+pub fn encode_audit(e: &mut Encoder, dropped: u64) {
+    e.family("kdp_audit_events_dropped_total", "counter", "Audit events dropped because the writer's queue was full.");
+    e.sample("kdp_audit_events_dropped_total", "", dropped);
+}
+
 fn api_label(slot: usize) -> String {
     match i16::try_from(slot).ok().filter(|_| slot < API_SLOTS - 1).and_then(|k| ApiKey::try_from(k).ok()) {
         Some(k) => crate::protocol::versions::api_name(k as i16).to_owned(),

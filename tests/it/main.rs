@@ -3,6 +3,7 @@
 //! what tansu never sends (several brokers, batched FindCoordinator, KIP-951 endpoints, errors).
 mod audit_sinks;
 mod fake_broker;
+mod fleet;
 mod governance;
 mod observability;
 mod old_clients;

@@ -12,7 +12,12 @@ use crate::support::{free_port, kclient, Bed, Proc, Proxy};
 
 /// GET over plain HTTP/1.1: (status, body).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    http_get_at("127.0.0.1", port, path)
+}
+
+/// GET from `host:port`; status 0 when nothing answers.
+pub fn http_get_at(host: &str, port: u16, path: &str) -> (u16, String) {
+    let Ok(mut s) = std::net::TcpStream::connect((host, port)) else { return (0, String::new()) };
     s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("request");
     let mut text = String::new();
