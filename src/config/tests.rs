@@ -23,6 +23,26 @@ fn minimal_file_gets_documented_defaults() {
     assert_eq!(cfg.audit.window_secs, 60);
     assert_eq!(cfg.port_for_node(111), Some(19211));
     assert_eq!(cfg.port_for_node(60_000), None, "past 65535 has no listener");
+    let acks = &cfg.policies.produce_acks;
+    assert_eq!((acks.redeliver, acks.delivery_timeout_ms), (true, 120_000));
+    assert_eq!((cfg.limits.redelivery_bytes_per_connection, cfg.limits.redelivery_bytes_total), (16 << 20, 256 << 20));
+}
+
+#[test]
+fn redelivery_settings_are_checked() {
+    let cases = [
+        ("limits:\n  redelivery_bytes_per_connection: 1000\n", "limits.redelivery_bytes_per_connection (1000)"),
+        ("limits:\n  redelivery_bytes_per_connection: 33554432\n  redelivery_bytes_total: 16777216\n", "per connection not above total"),
+        ("limits:\n  redelivery_bytes_total: 8589934592\n", "must be between 1 MiB and 4 GiB"),
+        ("policies:\n  produce_acks:\n    delivery_timeout_ms: 10\n", "policies.produce_acks.delivery_timeout_ms 10"),
+        ("policies:\n  produce_acks:\n    redeliver: maybe\n", "redeliver"),
+    ];
+    for (extra, want) in cases {
+        let err = parse(&format!("{MINIMAL}{extra}")).expect_err(extra).to_string();
+        assert!(err.contains(want), "{extra}: {err}");
+    }
+    let off = parse(&format!("{MINIMAL}policies:\n  produce_acks:\n    redeliver: false\n    delivery_timeout_ms: 5000\n")).expect("valid");
+    assert_eq!((off.policies.produce_acks.redeliver, off.policies.produce_acks.delivery_timeout_ms), (false, 5000));
 }
 
 #[test]

@@ -10,12 +10,13 @@ pub mod held;
 pub mod resend;
 pub mod stamp;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::audit::{Event, Origin, Recorder};
 use crate::cluster::producer_id::{Lease, PidPool};
@@ -62,9 +63,9 @@ pub struct Deliveries {
     next_id: AtomicU64,
     pub(crate) audit: Recorder,
     pub(crate) metrics: Arc<Metrics>,
-    /// Set when the drain timeout passed: give up what is left now.
-    abandon: AtomicBool,
-    pub(crate) abandoned: Notify,
+    /// Cancelled when the drain timeout passed: give up what is left now (sessions still
+    /// waiting for a broker answer hand their held requests over first).
+    pub abandon: CancellationToken,
 }
 
 impl Deliveries {
@@ -81,8 +82,7 @@ impl Deliveries {
             next_id: AtomicU64::new(0),
             audit,
             metrics,
-            abandon: AtomicBool::new(false),
-            abandoned: Notify::new(),
+            abandon: CancellationToken::new(),
         })
     }
 
@@ -104,7 +104,7 @@ impl Deliveries {
     }
 
     pub fn abandoning(&self) -> bool {
-        self.abandon.load(Ordering::Relaxed)
+        self.abandon.is_cancelled()
     }
 
     /// Waits until nothing is held or `deadline`; then gives up what is left (each an
@@ -118,8 +118,7 @@ impl Deliveries {
         let left = held();
         if left > 0 {
             tracing::warn!(requests = left, "drain timeout: giving up the upgraded acks=0 requests still held");
-            self.abandon.store(true, Ordering::Relaxed);
-            self.abandoned.notify_waiters();
+            self.abandon.cancel();
             let until = Instant::now() + Duration::from_secs(2);
             while held() > 0 && Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -127,7 +127,7 @@ async fn deliver(d: &Deliveries, item: &mut Inner, leaders: &mut HashMap<String,
             let left = item.deadline.saturating_duration_since(Instant::now());
             tokio::select! {
                 _ = tokio::time::sleep(wait.min(left)) => {}
-                _ = d.abandoned.notified() => {}
+                _ = d.abandon.cancelled() => {}
             }
             wait = (wait * 2).min(BACKOFF_MAX);
         }

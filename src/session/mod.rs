@@ -26,7 +26,7 @@ use crate::net::listener::Admission;
 use crate::net::{transport, Accepted, FrameReader, FrameWriter, Stream};
 use crate::state::Proxy;
 use conn::{ConnInfo, Seen};
-use requests::Requests;
+use requests::{Ended, Requests};
 use responses::Responses;
 use sasl::SaslRelay;
 
@@ -96,7 +96,7 @@ where
         inflight: &inflight,
         reader,
         writer: FrameWriter::new(bw),
-        tx,
+        tx: Some(tx),
         holds: proxy.deliveries.session(),
         hold_warned: false,
         lame: &lame,
@@ -119,11 +119,12 @@ where
     serve(requests, responses, Duration::from_millis(limits.drain_timeout_ms), lame).await
 }
 
-/// How long a client connection whose broker connection failed is still read (see `serve`).
+/// How long a client connection is still read after its broker connection failed, or after
+/// shutdown answered what it had forwarded (see `serve`).
 const LAME_DUCK: Duration = Duration::from_secs(5);
 
 async fn serve<CR, BW, BR, CW>(
-    requests: Requests<'_, CR, BW>,
+    mut requests: Requests<'_, CR, BW>,
     responses: Responses<'_, BR, CW>,
     drain: Duration,
     lame: Option<&AtomicBool>,
@@ -134,40 +135,52 @@ where
     BR: AsyncRead + Unpin,
     CW: AsyncWrite + Unpin,
 {
-    let req = requests.run();
-    let resp = responses.run();
-    tokio::pin!(req, resp);
-    tokio::select! {
-        ended = &mut req => {
-            // Whatever ended the request side (client gone, a queued close, a bad frame), the
-            // requests already forwarded are seen through: an upgraded acks=0 producer that
-            // disconnects right after sending still gets its records written, and their errors
-            // audited. The broker connection stays open until they are answered, within `drain`.
-            let drained = match tokio::time::timeout(drain, &mut resp).await {
-                Ok(r) => r,
-                Err(_) => Err(SessionError::Broker(format!("in-flight requests not answered within {drain:?} after the client side ended"))),
-            };
-            match (ended, drained) {
-                (Err(e), Err(d)) => {
-                    debug!(error = %d, "draining after the client side failed");
-                    Err(e)
+    let (result, shut_down) = {
+        let req = requests.run();
+        let resp = responses.run();
+        tokio::pin!(req, resp);
+        tokio::select! {
+            ended = &mut req => {
+                // Whatever ended the request side (client gone, a queued close, a bad frame,
+                // shutdown), the requests already forwarded are seen through: an upgraded acks=0
+                // producer that disconnects right after sending still gets its records written,
+                // and their errors audited. The broker connection stays open until they are
+                // answered, within `drain`; then the client gets end-of-stream.
+                let shut_down = matches!(ended, Ok(Ended::Shutdown));
+                let drained = match tokio::time::timeout(drain, &mut resp).await {
+                    Ok(r) => r,
+                    Err(_) => Err(SessionError::Broker(format!("in-flight requests not answered within {drain:?} after the client side ended"))),
+                };
+                let r = match (ended, drained) {
+                    (Err(e), Err(d)) => {
+                        debug!(error = %d, "draining after the client side failed");
+                        Err(e)
+                    }
+                    (Err(e), Ok(())) => Err(e),
+                    (Ok(_), d) => d,
+                };
+                (r, shut_down)
+            }
+            r = &mut resp => {
+                // The broker side failed and the client has been sent end-of-stream. An acks=0
+                // producer may have written more requests before it notices: read them until it
+                // closes (or LAME_DUCK), and hand the upgraded ones to the re-sender rather than
+                // lose them in a reset socket buffer.
+                if let (Err(_), Some(lame)) = (&r, lame) {
+                    lame.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let _ = tokio::time::timeout(LAME_DUCK, &mut req).await;
                 }
-                (Err(e), Ok(())) => Err(e),
-                (Ok(()), d) => d,
+                (r, false)
             }
         }
-        r = &mut resp => {
-            // The broker side failed and the client has been sent end-of-stream. An acks=0
-            // producer may have written more requests before it notices: read them until it
-            // closes (or LAME_DUCK), and hand the upgraded ones to the re-sender rather than
-            // lose them in a reset socket buffer.
-            if let (Err(_), Some(lame)) = (&r, lame) {
-                lame.store(true, std::sync::atomic::Ordering::Relaxed);
-                let _ = tokio::time::timeout(LAME_DUCK, &mut req).await;
-            }
-            r
-        }
+    };
+    if let (true, Some(lame)) = (shut_down, lame) {
+        // Shutting down: the client has its answers and end-of-stream. What it wrote meanwhile
+        // is read the same way, so a rolling restart loses no fire-and-forget record.
+        lame.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::time::timeout(LAME_DUCK, requests.run()).await;
     }
+    result
 }
 
 /// The broker connection for a client: any bootstrap broker, or the one node a node listener

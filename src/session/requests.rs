@@ -39,7 +39,8 @@ pub struct Requests<'a, R, W> {
     pub inflight: &'a AtomicUsize,
     pub reader: FrameReader<R>,
     pub writer: FrameWriter<W>,
-    pub tx: mpsc::Sender<Pending>,
+    /// To the response side; dropped when reading stops, so it finishes what is in flight.
+    pub tx: Option<mpsc::Sender<Pending>>,
     /// Upgraded acks=0 requests held for redelivery: this connection's producer id and budget.
     pub holds: SessionHolds,
     /// A failure to hold has been logged for this connection.
@@ -57,9 +58,25 @@ enum Next {
     Idle,
 }
 
+/// Why the request side stopped reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The client closed, went idle, or a close was queued.
+    Closed,
+    /// The proxy is shutting down: the client may still be writing.
+    Shutdown,
+}
+
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
-    /// Reads and forwards requests until the client leaves (Ok) or a close is queued (Ok).
-    pub async fn run(mut self) -> Result<(), SessionError> {
+    /// Reads and forwards requests until the client leaves, a close is queued, or shutdown
+    /// (not while lame: then it reads until the client leaves).
+    pub async fn run(&mut self) -> Result<Ended, SessionError> {
+        let ended = self.read().await;
+        self.tx = None;
+        ended
+    }
+
+    async fn read(&mut self) -> Result<Ended, SessionError> {
         // On shutdown stop between frames: what was forwarded is then drained by the session. One
         // future per session: it registers with the shared token once, not once per request.
         let shutdown = self.proxy.shutdown.clone().cancelled_owned();
@@ -69,7 +86,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             self.cap_frames();
             let next = tokio::select! {
                 biased;
-                _ = &mut shutdown => Next::Shutdown,
+                _ = &mut shutdown, if !self.lame.load(Ordering::Relaxed) => Next::Shutdown,
                 next = self.reader.next() => match next {
                     Ok(Some(f)) => Next::Frame(f),
                     Ok(None) => Next::Closed,
@@ -83,23 +100,24 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             };
             let frame = match next {
                 Next::Frame(f) => f,
-                Next::Closed | Next::Shutdown => return Ok(()),
+                Next::Closed => return Ok(Ended::Closed),
+                Next::Shutdown => return Ok(Ended::Shutdown),
                 // Something still in flight is activity: wait on.
                 Next::Idle if self.inflight.load(Ordering::Relaxed) > 0 => continue,
                 Next::Idle => {
                     tracing::info!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "closing idle client connection (limits.idle_timeout_ms)");
-                    return Ok(());
+                    return Ok(Ended::Closed);
                 }
             };
             if self.handle(frame).await? {
-                return self.flush().await;
+                return self.flush().await.map(|()| Ended::Closed);
             }
             // Forward everything already buffered before one flush: fewer syscalls under load.
             loop {
                 match self.reader.buffered() {
                     Ok(Some(frame)) => {
                         if self.handle(frame).await? {
-                            return self.flush().await;
+                            return self.flush().await.map(|()| Ended::Closed);
                         }
                     }
                     Ok(None) => break,
@@ -162,7 +180,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             self.proxy.metrics.inflight.inc();
         }
         // The response side must know about a request before the broker can answer it.
-        self.tx.send(pending).await.map_err(|_| SessionError::Proxy("response side ended".into()))?;
+        let tx = self.tx.as_ref().ok_or_else(|| SessionError::Proxy("response side ended".into()))?;
+        tx.send(pending).await.map_err(|_| SessionError::Proxy("response side ended".into()))?;
         if let Some(bytes) = bytes {
             self.writer.push(bytes);
         }

@@ -52,13 +52,12 @@ pub struct Responses<'a, R, W> {
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
-    /// Serves responses until the broker side ends; on a failure the client is sent
-    /// end-of-stream at once (its requests may still be read, see `session::serve`).
+    /// Serves responses until the broker side ends; then the client is sent end-of-stream (its
+    /// requests may still be read, see `session::serve`).
     pub async fn run(mut self) -> Result<(), SessionError> {
         let r = self.serve().await;
-        if r.is_err() {
-            self.writer.shutdown().await;
-        }
+        // End-of-stream once every answer is out (shutdown, the broker gone, the client gone).
+        self.writer.shutdown().await;
         r
     }
 
@@ -66,7 +65,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         loop {
             if self.drain_front() {
                 self.flush().await?;
-                self.writer.shutdown().await;
                 return Ok(());
             }
             self.flush().await?;
@@ -93,6 +91,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
                         let _ = self.flush().await;
                         return Err(e);
                     }
+                }
+                _ = self.proxy.deliveries.abandon.cancelled(), if deadline.is_some() => {
+                    return Err(SessionError::Proxy("shutting down: the drain timeout passed with upgraded acks=0 requests unanswered".into()));
                 }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(far_future).into()), if deadline.is_some() => {
                     return Err(SessionError::Broker(

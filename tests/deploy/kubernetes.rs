@@ -132,7 +132,11 @@ fn the_pod_spec_agrees_with_proxy_yaml() {
     let needed_ms =
         limits["shutdown_delay_ms"].as_u64().expect("shutdown_delay_ms") + limits["drain_timeout_ms"].as_u64().expect("drain_timeout_ms");
     let grace_ms = pod["terminationGracePeriodSeconds"].as_u64().expect("grace") * 1000;
-    assert!(grace_ms > needed_ms + 5_000, "terminationGracePeriodSeconds {grace_ms} ms must exceed {needed_ms} ms with a margin");
+    // + 5 s: after their answers, clients are still read (held acks=0 requests) for up to 5 s.
+    assert!(
+        grace_ms > needed_ms + 5_000 + 5_000,
+        "terminationGracePeriodSeconds {grace_ms} ms must exceed {needed_ms} ms + 5 s with a margin"
+    );
     // Probes reach the admin endpoint, which must listen on every interface.
     assert_eq!(cfg["admin"]["listen"].as_str(), Some("0.0.0.0:9309"));
     assert_eq!(port("admin"), Some(9309));

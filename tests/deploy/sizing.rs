@@ -62,6 +62,7 @@ fn the_inputs_are_the_current_benchmark_figures_and_the_results_follow() {
     close(v["R3"], 1000.0 * v["B3"] / 1024.0, "R3");
     close(v["R4"], v["B2"] + v["A3"] * v["B3"] / 1024.0, "R4");
     close(v["R5"], v["A2"] / 100.0 * v["R2"], "R5");
+    close(v["R6"], v["R4"] + v["A7"] + 3.0 * v["A8"], "R6");
     // The replica table: max(A6, ceil(conns / A3) + A5, ceil(throughput / A2) + A5).
     let rows: Vec<Vec<String>> =
         doc.lines().skip_while(|l| !l.starts_with("| clients |")).skip(2).take_while(|l| l.starts_with('|')).map(cells).collect();
@@ -89,4 +90,13 @@ fn the_pod_asks_for_what_the_sizing_says() {
     let memory = requests["memory"].as_str().expect("memory");
     let mib = number(memory.strip_suffix("Mi").expect("memory in Mi"));
     assert!(mib >= v["R4"], "memory request {memory} is below R4 = {} MiB", v["R4"]);
+    let total = proxy["limits"]["redelivery_bytes_total"].as_f64().expect("proxy.yaml sets limits.redelivery_bytes_total");
+    assert_eq!(total / 1048576.0, v["A7"], "A7 is proxy.yaml's limits.redelivery_bytes_total in MiB");
+    let limit = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"].as_str().expect("memory limit");
+    let limit_mib = number(limit.strip_suffix("Mi").expect("memory limit in Mi"));
+    assert!(
+        limit_mib >= v["R6"],
+        "memory limit {limit} is below R6 = {} MiB: a pod killed for memory loses the acks=0 requests it holds",
+        v["R6"]
+    );
 }

@@ -19,11 +19,11 @@ struct Ports {
     tansu: u16,
 }
 
-fn start_replica(dir: &Path, host: &str, p: &Ports) -> Proc {
+fn start_replica(dir: &Path, host: &str, p: &Ports, shutdown_delay_ms: u64) -> Proc {
     let cfg = format!(
         "listen:\n  bind_host: {host}\n  advertised_host: 127.0.0.1\n  bootstrap_port: {b}\n  broker_ports: {{{TANSU_NODE}: {q}}}\n\
          upstream:\n  bootstrap_servers: ['127.0.0.1:{t}']\n\
-         limits:\n  shutdown_delay_ms: 15000\n  drain_timeout_ms: 5000\n\
+         limits:\n  shutdown_delay_ms: {shutdown_delay_ms}\n  drain_timeout_ms: 5000\n\
          admin:\n  listen: {host}:{a}\n\
          audit:\n  sink: file\n  path: {audit}\n",
         b = p.bootstrap,
@@ -87,8 +87,8 @@ fn any_replica_serves_any_port_and_a_draining_replica_leaves_the_rotation() {
     let dir = tempfile::tempdir().expect("dir");
     let p = Ports { bootstrap: free_port(), broker: free_port(), admin: free_port(), tansu: free_port() };
     let _tansu = start_tansu(dir.path(), p.tansu, p.tansu);
-    let mut first = start_replica(dir.path(), "127.0.0.2", &p);
-    let _second = start_replica(dir.path(), "127.0.0.3", &p);
+    let mut first = start_replica(dir.path(), "127.0.0.2", &p, 15_000);
+    let _second = start_replica(dir.path(), "127.0.0.3", &p, 15_000);
     let cfg = dir.path().join("haproxy.cfg");
     std::fs::write(&cfg, haproxy_config(&p)).expect("haproxy.cfg");
     let log = std::fs::File::create(dir.path().join("haproxy.log")).expect("log");
@@ -125,4 +125,168 @@ fn any_replica_serves_any_port_and_a_draining_replica_leaves_the_rotation() {
         "the draining replica still accepts (limits.shutdown_delay_ms): haproxy, not a refusal, moved the clients"
     );
     let _ = first.child.kill();
+}
+
+/// Two replicas behind the shipped haproxy.cfg in front of tansu.
+struct Fleet {
+    dir: tempfile::TempDir,
+    ports: Ports,
+    replicas: Vec<(&'static str, Proc)>,
+    _haproxy: Proc,
+    _tansu: Proc,
+    lb: String,
+}
+
+/// What a replica's restart showed.
+#[derive(Debug)]
+struct Restart {
+    /// /readyz answered 503 while the bootstrap listener still accepted.
+    unready_while_accepting: bool,
+    /// SIGTERM to exit.
+    exited_after: Duration,
+}
+
+const ROLLING_DELAY_MS: u64 = 3_000;
+
+impl Fleet {
+    fn start() -> Fleet {
+        let dir = tempfile::tempdir().expect("dir");
+        let ports = Ports { bootstrap: free_port(), broker: free_port(), admin: free_port(), tansu: free_port() };
+        let tansu = start_tansu(dir.path(), ports.tansu, ports.tansu);
+        let replicas = ["127.0.0.2", "127.0.0.3"].map(|h| (h, start_replica(dir.path(), h, &ports, ROLLING_DELAY_MS))).into();
+        let cfg = dir.path().join("haproxy.cfg");
+        std::fs::write(&cfg, haproxy_config(&ports)).expect("haproxy.cfg");
+        let log = std::fs::File::create(dir.path().join("haproxy.log")).expect("log");
+        let haproxy = Command::new("haproxy").arg("-db").arg("-f").arg(&cfg).stdout(log.try_clone().expect("log")).stderr(log).spawn();
+        let haproxy = Proc { child: haproxy.expect("spawn haproxy (scripts/setup.sh installs it)") };
+        let lb = format!("127.0.0.1:{}", ports.bootstrap);
+        wait_until(Duration::from_secs(20), "haproxy listening", || std::net::TcpStream::connect(&lb).is_ok());
+        // Both replicas in rotation (rise 2, inter 2 s) before the clients start.
+        std::thread::sleep(Duration::from_secs(5));
+        Fleet { dir, ports, replicas, _haproxy: haproxy, _tansu: tansu, lb }
+    }
+
+    /// SIGTERM one replica, watch it leave, start it again and wait until it is ready.
+    fn restart(&mut self, i: usize) -> Restart {
+        let (host, proc) = &mut self.replicas[i];
+        let host: &'static str = host;
+        let started = Instant::now();
+        let _ = Command::new("kill").arg("-TERM").arg(proc.child.id().to_string()).status();
+        let mut unready_while_accepting = false;
+        while !matches!(proc.child.try_wait(), Ok(Some(_))) {
+            assert!(started.elapsed() < Duration::from_secs(40), "replica {host} did not exit after SIGTERM");
+            if http_get_at(host, self.ports.admin, "/readyz").0 == 503 && std::net::TcpStream::connect((host, self.ports.bootstrap)).is_ok()
+            {
+                unready_while_accepting = true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let exited_after = started.elapsed();
+        *proc = start_replica(self.dir.path(), host, &self.ports, ROLLING_DELAY_MS);
+        // Back in haproxy's rotation (rise 2 × inter 2 s) before the next one goes.
+        std::thread::sleep(Duration::from_secs(5));
+        Restart { unready_while_accepting, exited_after }
+    }
+
+    /// Records the replicas gave up (`undelivered` audit events), over all their lives.
+    fn undelivered(&self) -> i64 {
+        self.replicas
+            .iter()
+            .flat_map(|(h, _)| {
+                std::fs::read_to_string(self.dir.path().join(format!("audit-{h}.jsonl")))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+            .filter(|l| l["event"] == "undelivered")
+            .map(|l| l["detail"]["records"].as_i64().unwrap_or(0))
+            .sum()
+    }
+}
+
+fn numbered(args: &[&str]) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/numbered.py");
+    let out = Command::new("python3").arg(script).args(args).output().expect("python3");
+    assert!(out.status.success(), "numbered.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(out.stdout.split(|b| *b == b'\n').rev().find(|l| !l.is_empty()).unwrap_or_default()).expect("json")
+}
+
+/// 50,000 numbered records through haproxy while each replica in turn is restarted; the
+/// records the client was told were written, every value read back, and the two restarts.
+fn rolling_restart(acks: &str) -> (serde_json::Value, Vec<i64>, Vec<Restart>, Fleet) {
+    let mut fleet = Fleet::start();
+    let topic = format!("rolling-acks{acks}");
+    let spec = format!(r#"[{{"name": "{topic}", "rf": 3, "configs": {{"min.insync.replicas": "2"}}}}]"#);
+    let created = kclient(&["create-topics", "--bootstrap", &fleet.lb, "--spec", &spec]);
+    assert_eq!(created["results"][&topic]["code"], 0, "{created}");
+    let (lb, t, a) = (fleet.lb.clone(), topic.clone(), acks.to_owned());
+    let producer = std::thread::spawn(move || {
+        numbered(&[
+            "produce",
+            "--bootstrap",
+            &lb,
+            "--topic",
+            &t,
+            "--count",
+            "50000",
+            "--rate",
+            "2500",
+            "--acks",
+            &a,
+            "--client-id",
+            "rolling",
+        ])
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let restarts = vec![fleet.restart(0), fleet.restart(1)];
+    let produced = producer.join().expect("producer");
+    assert_eq!(produced["left"], 0, "the producer delivered everything it holds: {produced}");
+    let read = numbered(&["read", "--bootstrap", &fleet.lb, "--topic", &topic, "--expect", "50000"]);
+    let read: Vec<i64> = read["values"].as_array().expect("values").iter().filter_map(|v| v.as_i64()).collect();
+    (produced, read, restarts, fleet)
+}
+
+fn acked(produced: &serde_json::Value) -> Vec<i64> {
+    produced["acked"].as_array().expect("acked").iter().filter_map(|v| v.as_i64()).collect()
+}
+
+#[test]
+fn a_rolling_restart_under_acks1_load_loses_no_acknowledged_record() {
+    let (produced, read, restarts, _fleet) = rolling_restart("1");
+    let acked = acked(&produced);
+    let have: std::collections::HashSet<i64> = read.iter().copied().collect();
+    let missing: Vec<i64> = acked.iter().copied().filter(|v| !have.contains(v)).collect();
+    assert!(acked.len() == 50_000, "every record acknowledged: {} ({restarts:?})", acked.len());
+    assert!(missing.is_empty(), "acknowledged but not read back: {} e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    for r in &restarts {
+        assert!(r.unready_while_accepting, "/readyz went 503 before the listeners closed: {r:?}");
+        // The shutdown delay (3 s), then only what the drain needs: not the whole drain timeout.
+        assert!(r.exited_after < Duration::from_secs(7), "the replica exited once drained: {r:?}");
+    }
+    eprintln!(
+        "acks=1 rolling restart: {} acknowledged, {} read ({} duplicates), errors {}, latency {}, restarts {restarts:?}",
+        acked.len(),
+        read.len(),
+        read.len() - have.len(),
+        produced["errors"],
+        produced["latency"]
+    );
+}
+
+#[test]
+fn a_rolling_restart_under_acks0_load_loses_nothing_unaccounted() {
+    let (produced, read, restarts, fleet) = rolling_restart("0");
+    let have: std::collections::HashSet<i64> = read.iter().copied().collect();
+    let lost = (0..50_000).filter(|v| !have.contains(v)).count() as i64;
+    let undelivered = fleet.undelivered();
+    assert!(lost <= undelivered, "lost {lost} records, {undelivered} reported undelivered ({restarts:?})");
+    assert_eq!(read.len(), have.len(), "no duplicates");
+    for r in &restarts {
+        assert!(r.unready_while_accepting, "/readyz went 503 before the listeners closed: {r:?}");
+        // The shutdown delay (3 s), then only what the drain needs: not the whole drain timeout.
+        assert!(r.exited_after < Duration::from_secs(7), "the replica exited once drained: {r:?}");
+    }
+    eprintln!("acks=0 rolling restart: lost {lost}, undelivered {undelivered}, errors {}, restarts {restarts:?}", produced["errors"]);
 }

@@ -365,3 +365,40 @@ fn requests_written_after_the_broker_died_are_read_and_delivered() {
     let firsts: Vec<_> = st.stored.iter().map(|s| String::from_utf8_lossy(&s.first).into_owned()).collect();
     assert_eq!(firsts, ["a-0", "b-0"]);
 }
+
+#[test]
+fn shutdown_waits_for_held_requests_then_gives_them_up_with_an_audit_event() {
+    let mut b = bed(Cues { silent: Some(NOT_ENOUGH_REPLICAS), ..Cues::default() }, "limits:\n  drain_timeout_ms: 1500\n");
+    let mut client = RawClient::connect(b.proxy.bootstrap);
+    client.send(&acks0(1, &[(0, values("s", 3))]));
+    client.send(&acks0(2, &[(0, values("t", 4)), (1, values("u", 2))]));
+    wait_until("both forwarded", Duration::from_secs(5), || b.state.lock().expect("lock").client_produces == 2);
+    let started = Instant::now();
+    b.proxy.stop();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1400), "the drain waited for the held requests ({took:?})");
+    let undelivered: Vec<_> = b.proxy.audit().into_iter().filter(|l| l["event"] == "undelivered").collect();
+    let mut got: Vec<_> = undelivered.iter().map(|l| (l["detail"]["partition"].as_i64(), l["detail"]["records"].as_i64())).collect();
+    got.sort();
+    assert_eq!(got, [(Some(0), Some(3)), (Some(0), Some(4)), (Some(1), Some(2))], "{undelivered:?}");
+    assert!(undelivered.iter().all(|l| l["detail"]["reason"] == "proxy_shutdown"), "{undelivered:?}");
+}
+
+#[test]
+fn requests_written_while_the_proxy_shuts_down_are_read_and_delivered() {
+    let mut b = bed(Cues::default(), "");
+    let mut client = RawClient::connect(b.proxy.bootstrap);
+    client.send(&acks0(1, &[(0, values("before", 2))]));
+    wait_until("the first stored", Duration::from_secs(5), || !b.state.lock().expect("lock").stored.is_empty());
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(b.proxy.proc.child.id().to_string()).status();
+    // The proxy has stopped reading and answers what it forwarded; the producer, unaware, writes
+    // one more request before it reads the end of the stream.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(client.try_send(&acks0(2, &[(0, values("during", 3))])));
+    assert!(client.closed(), "end of stream");
+    drop(client);
+    b.proxy.stop();
+    let st = b.state.lock().expect("lock");
+    let firsts: Vec<_> = st.stored.iter().map(|s| String::from_utf8_lossy(&s.first).into_owned()).collect();
+    assert_eq!(firsts, ["before-0", "during-0"], "the request written during shutdown was read and delivered");
+}
