@@ -184,7 +184,19 @@ async fn run(cfg: config::Config, path: PathBuf) -> anyhow::Result<()> {
 
 /// The audit writer's own counters, for /metrics.
 fn audit_metrics(log: &audit::AuditLog, e: &mut kafka_durability_proxy::metrics::Encoder) {
-    kafka_durability_proxy::metrics::encode_audit(e, log.dropped());
+    use std::sync::atomic::Ordering::Relaxed;
+    let sinks: Vec<_> = log
+        .sink_stats()
+        .into_iter()
+        .map(|(name, s)| kafka_durability_proxy::metrics::SinkSample {
+            name,
+            written: s.written.load(Relaxed),
+            dropped: s.dropped.load(Relaxed),
+            queued: s.queued.load(Relaxed),
+            retries: s.retries.load(Relaxed),
+        })
+        .collect();
+    kafka_durability_proxy::metrics::encode_audit(e, log.dropped(), &sinks);
 }
 
 /// Reloads certificates and keys when their files change (checked every 2 s) or on SIGHUP.

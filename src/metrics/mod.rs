@@ -250,9 +250,39 @@ impl Metrics {
 
 /// The audit writer's own counters, which it owns (the binary passes this as `encode`'s `extra`):
 /// kept here so that every family the endpoint can export is written by this crate.
-pub fn encode_audit(e: &mut Encoder, dropped: u64) {
+pub fn encode_audit(e: &mut Encoder, dropped: u64, sinks: &[SinkSample]) {
     e.family("kdp_audit_events_dropped_total", "counter", "Audit events dropped because the writer's queue was full.");
     e.sample("kdp_audit_events_dropped_total", "", dropped);
+    type Pick = fn(&SinkSample) -> u64;
+    let families: [(&str, &str, &str, Pick); 4] = [
+        ("kdp_audit_sink_lines_written_total", "counter", "Audit lines a sink wrote (Kafka: acknowledged with acks=all), per sink.", |s| {
+            s.written
+        }),
+        (
+            "kdp_audit_sink_lines_dropped_total",
+            "counter",
+            "Audit lines that never reached a sink (its queue full, refused, or not written by exit), per sink.",
+            |s| s.dropped,
+        ),
+        ("kdp_audit_sink_lines_queued", "gauge", "Audit lines accepted by a sink and not yet written or dropped, per sink.", |s| s.queued),
+        ("kdp_audit_sink_retries_total", "counter", "Failed writes a sink tried again, per sink.", |s| s.retries),
+    ];
+    for (name, kind, help, pick) in families {
+        e.family(name, kind, help);
+        for s in sinks {
+            e.sample(name, &labels(&[("sink", &s.name)]), pick(s));
+        }
+    }
+}
+
+/// One audit sink's counters as /metrics shows them (read from the audit writer's `SinkStats`).
+#[derive(Clone, Debug, Default)]
+pub struct SinkSample {
+    pub name: String,
+    pub written: u64,
+    pub dropped: u64,
+    pub queued: u64,
+    pub retries: u64,
 }
 
 fn api_label(slot: usize) -> String {

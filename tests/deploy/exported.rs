@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use kafka_durability_proxy::metrics::{encode_audit, Metrics};
+use kafka_durability_proxy::metrics::{encode_audit, Metrics, SinkSample};
 
 /// One metric family as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub fn render() -> String {
     m.verdict("produce_acks", "upgrade");
     m.produce_error(19);
     m.connect_observed(Duration::from_millis(2), true);
-    m.encode(&|e| encode_audit(e, 0))
+    m.encode(&|e| encode_audit(e, 0, &[SinkSample { name: "file".into(), ..SinkSample::default() }]))
 }
 
 /// Parses Prometheus text (as the proxy writes it: HELP and TYPE before the samples).

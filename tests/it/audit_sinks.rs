@@ -242,6 +242,17 @@ fn a_sink_whose_cluster_never_answers_drops_and_reports_while_stdout_and_file_ke
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(2500));
+    // Per-sink counters on /metrics: the healthy sinks wrote every line, the stuck one holds and drops.
+    let m = crate::observability::scrape(&proxy);
+    let get = |name: &str, sink: &str| m.get(&format!("{name}{{sink=\"{sink}\"}}")).copied().unwrap_or(-1.0);
+    assert!(get("kdp_audit_sink_lines_written_total", "stdout") >= 60.0, "{m:?}");
+    assert!(get("kdp_audit_sink_lines_written_total", "file") >= 60.0, "{m:?}");
+    assert_eq!(get("kdp_audit_sink_lines_written_total", "audit-topic"), 0.0, "{m:?}");
+    assert!(
+        get("kdp_audit_sink_lines_dropped_total", "audit-topic") > 0.0 && get("kdp_audit_sink_lines_queued", "audit-topic") > 0.0,
+        "{m:?}"
+    );
+    assert_eq!(get("kdp_audit_sink_lines_dropped_total", "stdout"), 0.0, "{m:?}");
     let stopping = Instant::now();
     proxy.stop();
     eprintln!("traffic {:?}, stop took {:?}", stopping - started, stopping.elapsed());
