@@ -53,6 +53,9 @@ struct Cues {
     fail: Option<(i32, i16, usize)>,
     /// Never answer client Produce requests; answer re-sends with this error.
     silent: Option<i16>,
+    /// Leadership moves to node 2 when the first client Produce reaches node 1: that one (and
+    /// anything else sent to node 1) gets NOT_LEADER_OR_FOLLOWER.
+    moved: bool,
 }
 
 #[derive(Default)]
@@ -64,6 +67,10 @@ struct State {
     stored: Vec<Stored>,
     /// Every batch received: (client id, partition, stamp, CRC verified).
     received: Vec<(String, i32, ProducerStamp, bool)>,
+    /// Node id leading every partition.
+    leader: i32,
+    /// Listener ports of what was stored, in order.
+    stored_at: Vec<u16>,
 }
 
 impl State {
@@ -106,8 +113,8 @@ fn first_value(batch: &[u8]) -> Bytes {
     decoded.records.first().and_then(|r| r.value.clone()).unwrap_or_default()
 }
 
-fn script(state: Arc<Mutex<State>>, port: Arc<std::sync::OnceLock<u16>>) -> Script {
-    Arc::new(move |_port, h: &RequestHeader, frame: &[u8]| {
+fn script(state: Arc<Mutex<State>>, ports: Arc<std::sync::OnceLock<Vec<u16>>>) -> Script {
+    Arc::new(move |at, h: &RequestHeader, frame: &[u8]| {
         let v = h.api_version;
         let corr = h.correlation_id;
         let body = || Bytes::copy_from_slice(&frame[h.body_offset.expect("known api")..]);
@@ -120,14 +127,19 @@ fn script(state: Arc<Mutex<State>>, port: Arc<std::sync::OnceLock<u16>>) -> Scri
                 Reply::Frame(encode_response(ApiKey::ApiVersions, v, corr, &resp))
             }
             3 => {
-                let port = i32::from(*port.get().expect("port"));
+                let ports = ports.get().expect("ports");
+                let leader = state.lock().expect("lock").leader.max(1);
                 let parts =
-                    (0..2).map(|p| MetadataResponsePartition::default().with_partition_index(p).with_leader_id(BrokerId(1))).collect();
+                    (0..2).map(|p| MetadataResponsePartition::default().with_partition_index(p).with_leader_id(BrokerId(leader))).collect();
+                let brokers = ports
+                    .iter()
+                    .zip(1..)
+                    .map(|(port, n)| {
+                        MetadataResponseBroker::default().with_node_id(BrokerId(n)).with_host(s("127.0.0.1")).with_port(i32::from(*port))
+                    })
+                    .collect();
                 let resp = MetadataResponse::default()
-                    .with_brokers(vec![MetadataResponseBroker::default()
-                        .with_node_id(BrokerId(1))
-                        .with_host(s("127.0.0.1"))
-                        .with_port(port)])
+                    .with_brokers(brokers)
                     .with_controller_id(BrokerId(1))
                     .with_topics(vec![MetadataResponseTopic::default().with_name(Some(TopicName(s(TOPIC)))).with_partitions(parts)]);
                 Reply::Frame(encode_response(ApiKey::Metadata, v, corr, &resp))
@@ -138,13 +150,17 @@ fn script(state: Arc<Mutex<State>>, port: Arc<std::sync::OnceLock<u16>>) -> Scri
                 let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(1000 + st.next_pid)).with_producer_epoch(0);
                 Reply::Frame(encode_response(ApiKey::InitProducerId, v, corr, &resp))
             }
-            0 => produce(&state, h, h.client_id(frame).unwrap_or_default(), body(), corr),
+            0 => {
+                let node = ports.get().and_then(|p| p.iter().position(|q| *q == at)).map_or(1, |i| i as i32 + 1);
+                produce(&state, h, h.client_id(frame).unwrap_or_default(), body(), (corr, node, at))
+            }
             k => panic!("unexpected API key {k}"),
         }
     })
 }
 
-fn produce(state: &Mutex<State>, h: &RequestHeader, client: &str, mut body: Bytes, corr: i32) -> Reply {
+/// A Produce reaching node `node` (listener port `at`).
+fn produce(state: &Mutex<State>, h: &RequestHeader, client: &str, mut body: Bytes, (corr, node, at): (i32, i32, u16)) -> Reply {
     let v = h.api_version;
     let client = client.to_owned();
     let req = ProduceRequest::decode(&mut body, v).expect("decode produce");
@@ -157,6 +173,9 @@ fn produce(state: &Mutex<State>, h: &RequestHeader, client: &str, mut body: Byte
     if st.cues.silent.is_some() && !own {
         return Reply::Nothing;
     }
+    if st.cues.moved && st.leader <= 1 && !own {
+        st.leader = 2;
+    }
     let mut results = Vec::new();
     for t in &req.topic_data {
         for p in &t.partition_data {
@@ -165,13 +184,19 @@ fn produce(state: &Mutex<State>, h: &RequestHeader, client: &str, mut body: Byte
             let crc = records::crc_matches(&set).expect("crc");
             st.received.push((client.clone(), p.index, stamp, crc));
             let silent = st.cues.silent;
+            let not_leader = node != st.leader.max(1);
             let code = match (&mut st.cues.fail, silent) {
                 (_, Some(code)) => code,
+                _ if not_leader => 6,
                 (Some((part, code, times)), _) if *part == p.index && *times > 0 => {
                     *times -= 1;
                     *code
                 }
-                _ => st.append(p.index, &set),
+                _ => {
+                    let code = st.append(p.index, &set);
+                    st.stored_at.push(at);
+                    code
+                }
             };
             results.push(PartitionProduceResponse::default().with_index(p.index).with_error_code(code));
         }
@@ -198,15 +223,16 @@ struct Bed {
 
 fn bed(cues: Cues, extra: &str) -> Bed {
     let state = Arc::new(Mutex::new(State { cues, ..State::default() }));
-    let port = Arc::new(std::sync::OnceLock::new());
-    let fake = FakeBroker::start(1, script(state.clone(), port.clone()));
-    let _ = port.set(fake.ports[0]);
+    let ports = Arc::new(std::sync::OnceLock::new());
+    let fake = FakeBroker::start(2, script(state.clone(), ports.clone()));
+    let _ = ports.set(fake.ports.clone());
     let dir = tempfile::tempdir().expect("dir");
     let bootstrap = free_port();
     let cfg = format!(
-        "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_ports: {{1: {}}}\n\
+        "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_ports: {{1: {}, 2: {}}}\n\
          upstream:\n  bootstrap_servers: [\"127.0.0.1:{}\"]\n  request_timeout_ms: 2000\n\
          audit:\n  sink: file\n  path: {}\n  window_secs: 1\nadmin:\n  listen: 127.0.0.1:{}\n{extra}",
+        free_port(),
         free_port(),
         fake.ports[0],
         dir.path().join("audit.jsonl").display(),
@@ -401,4 +427,18 @@ fn requests_written_while_the_proxy_shuts_down_are_read_and_delivered() {
     let st = b.state.lock().expect("lock");
     let firsts: Vec<_> = st.stored.iter().map(|s| String::from_utf8_lossy(&s.first).into_owned()).collect();
     assert_eq!(firsts, ["before-0", "during-0"], "the request written during shutdown was read and delivered");
+}
+
+#[test]
+fn a_partition_whose_leader_moved_is_resent_to_the_new_leader() {
+    let b = bed(Cues { moved: true, ..Cues::default() }, "");
+    let mut client = RawClient::connect(b.proxy.bootstrap);
+    client.send(&acks0(1, &[(0, values("m", 6))]));
+    assert!(client.closed(), "NOT_LEADER_OR_FOLLOWER closes the client connection, as a broker does");
+    wait_until("stored", Duration::from_secs(10), || !b.state.lock().expect("lock").stored.is_empty());
+    let st = b.state.lock().expect("lock");
+    assert_eq!(st.stored_at, [b._fake.ports[1]], "stored once, by node 2, the leader Metadata names now");
+    assert_eq!((st.stored[0].records, st.stored[0].base_sequence), (6, 0));
+    drop(st);
+    assert_eq!(metric(&b.proxy, "kdp_redelivered_records_total"), 6.0);
 }
