@@ -56,7 +56,11 @@ async fn measure<F: std::future::Future>(f: F) -> (F::Output, usize) {
 }
 
 fn produce_frame(corr: i32, fill: u8) -> Bytes {
-    let req = ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+    produce_frame_acks(corr, fill, 1)
+}
+
+fn produce_frame_acks(corr: i32, fill: u8, acks: i16) -> Bytes {
+    let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
         .with_name(TopicName(StrBytes::from_static_str("orders")))
         .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(vec![fill; RECORDS])))])]);
     frames::request(ApiKey::Produce, 9, corr, Some("legacy"), &req).expect("encode")
@@ -149,4 +153,45 @@ async fn records_are_not_copied_when_forwarding_produce_and_fetch() {
             assert!(allocated < RECORDS / 4, "Fetch forward allocated {allocated} bytes for {RECORDS} record bytes: a copy?");
         }
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_large_acks_all_produce_is_forwarded_while_it_arrives_without_a_copy() {
+    let cfg = config::parse("listen:\n  bind_host: 127.0.0.1\n  advertised_host: proxy\n  bootstrap_port: 1\n  broker_port_base: 20000\nupstream:\n  bootstrap_servers: ['b:1']\n")
+        .expect("config");
+    let (log, _writer) = audit::spawn(Box::new(tokio::io::sink()), 1000, Duration::from_secs(60));
+    let proxy = state::Proxy::new(cfg, log).expect("state");
+    let (mut client, proxy_client) = tokio::io::duplex(4 << 20);
+    let (proxy_broker, mut broker) = tokio::io::duplex(4 << 20);
+    let (cr, cw) = tokio::io::split(proxy_client);
+    let (br, bw) = tokio::io::split(proxy_broker);
+    let peer: SocketAddr = "127.0.0.1:5556".parse().expect("addr");
+    let p = proxy.clone();
+    tokio::spawn(async move { session::serve_halves(&p, peer, &Default::default(), (cr, cw), (br, bw)).await });
+    let mut buf = vec![0u8; 2 * RECORDS + 4096];
+    for (round, fill) in [(0, 5u8), (1, 6u8)] {
+        let frame = produce_frame_acks(30 + round, fill, -1);
+        let half = frame.len() / 2;
+        let ((), allocated) = measure(async {
+            client.write_all(&frame[..half]).await.expect("client write");
+            // Store-and-forward would send nothing until the whole frame is in.
+            tokio::time::timeout(Duration::from_secs(5), broker.read_exact(&mut buf[..half]))
+                .await
+                .expect("the first half reaches the broker before the client sent the rest")
+                .expect("read");
+            client.write_all(&frame[half..]).await.expect("client write");
+            broker.read_exact(&mut buf[half..frame.len()]).await.expect("read");
+        })
+        .await;
+        assert!(buf[..frame.len()] == frame[..], "forwarded byte for byte");
+        if round == 1 {
+            println!("cut-through Produce: {allocated} bytes allocated to forward {RECORDS} record bytes");
+            assert!(allocated < RECORDS / 4, "cut-through allocated {allocated} bytes for {RECORDS} record bytes: a copy?");
+        }
+        let resp = kafka_protocol::messages::ProduceResponse::default();
+        broker.write_all(&frames::response(ApiKey::Produce, 9, 30 + round, &resp).expect("encode")).await.expect("write");
+        let n = read_frame(&mut client, &mut buf).await;
+        assert_eq!(protocol::peek_response_correlation(&buf[..n]), Some(30 + round), "answered in turn");
+    }
+    assert_eq!(proxy.metrics.cut_through.get(), 2);
 }

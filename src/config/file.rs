@@ -214,6 +214,14 @@ pub struct Limits {
     /// The same over all connections (and over what is being re-sent after they closed).
     #[serde(default = "default_redelivery_total")]
     pub redelivery_bytes_total: usize,
+    /// A Produce request larger than this (acks=all, nothing to judge in its body) is forwarded
+    /// while it is still arriving instead of once it is whole; 0 turns this off.
+    #[serde(default = "default_cut_through")]
+    pub cut_through_bytes: usize,
+}
+
+fn default_cut_through() -> usize {
+    64 * 1024
 }
 
 fn default_redelivery_per_connection() -> usize {
@@ -262,6 +270,7 @@ impl Default for Limits {
             shutdown_delay_ms: 0,
             redelivery_bytes_per_connection: default_redelivery_per_connection(),
             redelivery_bytes_total: default_redelivery_total(),
+            cut_through_bytes: default_cut_through(),
         }
     }
 }

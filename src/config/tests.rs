@@ -26,6 +26,7 @@ fn minimal_file_gets_documented_defaults() {
     let acks = &cfg.policies.produce_acks;
     assert_eq!((acks.redeliver, acks.delivery_timeout_ms), (true, 120_000));
     assert_eq!((cfg.limits.redelivery_bytes_per_connection, cfg.limits.redelivery_bytes_total), (16 << 20, 256 << 20));
+    assert_eq!(cfg.limits.cut_through_bytes, 64 * 1024);
 }
 
 #[test]

@@ -27,6 +27,22 @@ pub fn handle<V: ClusterView>(env: &Env<'_, V>, frame: BytesMut, h: &RequestHead
     acks(env, frame, h, &head)
 }
 
+/// For a request already forwarded as it arrived (`session::cut`): the idempotence rule's
+/// audit, run on the whole frame once it is through. Only requests no rule can refuse are
+/// forwarded that way (`may_cut_through`).
+pub fn observe<V: ClusterView>(env: &Env<'_, V>, frame: &[u8], h: &RequestHeader) -> Result<(), HandlerError> {
+    let head = peek_produce(frame, h).ok_or(HandlerError::Malformed("Produce"))?;
+    idempotence(env, frame, h, &head).map(|_| ())
+}
+
+/// Whether a Produce whose first bytes are `head` may be forwarded before it is whole: acks=all
+/// (nothing to upgrade or refuse) and no idempotence rule that could refuse it.
+pub fn may_cut_through(policies: &crate::policy::Policies, head: &[u8], h: &RequestHeader) -> bool {
+    use crate::policy::Action;
+    let refusing = policies.idempotence.action == Action::Reject || policies.scopes.iter().any(|s| s.idempotence == Some(Action::Reject));
+    !refusing && peek_produce(head, h).is_some_and(|p| p.acks == ACKS_ALL)
+}
+
 /// The idempotence rule; Some(route) when the request is refused.
 fn idempotence<V: ClusterView>(
     env: &Env<'_, V>,

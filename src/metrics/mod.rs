@@ -66,6 +66,8 @@ pub struct Metrics {
     /// 1 once discovery reached a broker and while not draining.
     pub ready: Gauge,
     pub delivery: delivery::DeliveryMetrics,
+    /// Produce requests forwarded while still arriving (`limits.cut_through_bytes`).
+    pub cut_through: Counter,
 }
 
 impl Default for Metrics {
@@ -88,6 +90,7 @@ impl Metrics {
             cluster_request_failures: Counter::default(),
             ready: Gauge::default(),
             delivery: delivery::DeliveryMetrics::default(),
+            cut_through: Counter::default(),
         }
     }
 
@@ -160,6 +163,12 @@ impl Metrics {
         }
         e.family("kdp_inflight_requests", "gauge", "Requests forwarded to brokers and not yet answered.");
         e.sample("kdp_inflight_requests", "", self.inflight.get());
+        e.family(
+            "kdp_cut_through_requests_total",
+            "counter",
+            "Produce requests forwarded while still arriving (limits.cut_through_bytes).",
+        );
+        e.sample("kdp_cut_through_requests_total", "", self.cut_through.get());
     }
 
     fn encode_apis(&self, e: &mut Encoder) {

@@ -40,6 +40,53 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         raised
     }
 
+    /// Like `next`, but a frame larger than `cut` bytes (with its size prefix) is announced as
+    /// soon as `head` bytes of it are buffered, so it can be forwarded while the rest arrives
+    /// (`buffered_bytes`, `read_more`, `take`). The buffer is sized for the whole frame at once.
+    pub async fn next_or_large(&mut self, cut: usize, head: usize) -> Result<Option<Incoming>, ReadError> {
+        loop {
+            if let Some(frame) = split_frame(&mut self.buf, self.max)? {
+                return Ok(Some(Incoming::Whole(frame)));
+            }
+            // split_frame checked the size prefix (and reserved room for the frame) when it has one.
+            if let Some(total) = declared_total(&self.buf).filter(|t| *t > cut) {
+                if self.buf.len() >= head.min(total) {
+                    return Ok(Some(Incoming::Large { total }));
+                }
+            }
+            if self.buf.capacity() - self.buf.len() == 0 {
+                self.buf.reserve(READ_CHUNK);
+            }
+            if self.io.read_buf(&mut self.buf).await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(ReadError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-frame")));
+            }
+        }
+    }
+
+    /// What is buffered: the start of a large frame (after `next_or_large`).
+    pub fn buffered_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Reads once more into the buffer (room for the frame was reserved); the bytes read.
+    pub async fn read_more(&mut self) -> Result<usize, ReadError> {
+        if self.buf.capacity() - self.buf.len() == 0 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        match self.io.read_buf(&mut self.buf).await? {
+            0 => Err(ReadError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-frame"))),
+            n => Ok(n),
+        }
+    }
+
+    /// The first `total` buffered bytes, as a frame (None until that many are buffered).
+    pub fn take(&mut self, total: usize) -> Option<BytesMut> {
+        (self.buf.len() >= total).then(|| self.buf.split_to(total))
+    }
+
     /// A frame already in the buffer, without reading.
     pub fn buffered(&mut self) -> Result<Option<BytesMut>, FrameError> {
         split_frame(&mut self.buf, self.max)
@@ -62,6 +109,22 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
         }
     }
+}
+
+/// What `FrameReader::next_or_large` found.
+#[derive(Debug)]
+pub enum Incoming {
+    Whole(BytesMut),
+    /// A frame of `total` bytes (with its size prefix) whose head is buffered.
+    Large {
+        total: usize,
+    },
+}
+
+/// The total length (with the size prefix) the frame at the start of `buf` declares.
+fn declared_total(buf: &[u8]) -> Option<usize> {
+    let raw = <[u8; 4]>::try_from(buf.get(..4)?).ok()?;
+    usize::try_from(i32::from_be_bytes(raw)).ok()?.checked_add(4)
 }
 
 /// Frames waiting to be written, flushed with as few syscalls as the kernel allows.
@@ -110,6 +173,14 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             }
         }
         self.queue.clear();
+        self.io.flush().await
+    }
+
+    /// Writes what is queued, then `bytes` straight from the caller's buffer (a piece of a frame
+    /// being forwarded as it arrives: no copy, no queue).
+    pub async fn write_now(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.flush().await?;
+        self.io.write_all(bytes).await?;
         self.io.flush().await
     }
 

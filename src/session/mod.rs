@@ -3,6 +3,7 @@
 //! swallow, reorder), joined by the in-flight queue of `inflight`.
 
 pub mod conn;
+pub mod cut;
 pub mod detect;
 pub mod inflight;
 pub mod requests;

@@ -22,6 +22,7 @@ use crate::error::SessionError;
 use crate::handlers::{self, Disposition, Env, HandlerError, Route, Swallowed};
 use crate::identity::Identity;
 use crate::metrics::delivery::Unheld;
+use crate::net::framed::Incoming;
 use crate::net::{FrameReader, FrameWriter, ReadError};
 use crate::protocol::groups;
 use crate::protocol::versions::allowed;
@@ -53,6 +54,8 @@ pub struct Requests<'a, R, W> {
 /// What ended the wait for the next client frame.
 enum Next {
     Frame(BytesMut),
+    /// A frame above `limits.cut_through_bytes` whose head is in (see `session::cut`).
+    Large(usize),
     Closed,
     Shutdown,
     Idle,
@@ -82,13 +85,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         let shutdown = self.proxy.shutdown.clone().cancelled_owned();
         tokio::pin!(shutdown);
         let idle = Duration::from_millis(self.proxy.config().limits.idle_timeout_ms);
+        let cut = match self.proxy.config().limits.cut_through_bytes {
+            0 => usize::MAX,
+            n => n,
+        };
         loop {
             self.cap_frames();
             let next = tokio::select! {
                 biased;
                 _ = &mut shutdown, if !self.lame.load(Ordering::Relaxed) => Next::Shutdown,
-                next = self.reader.next() => match next {
-                    Ok(Some(f)) => Next::Frame(f),
+                next = self.reader.next_or_large(cut, super::cut::HEAD) => match next {
+                    Ok(Some(Incoming::Whole(f))) => Next::Frame(f),
+                    Ok(Some(Incoming::Large { total })) => Next::Large(total),
                     Ok(None) => Next::Closed,
                     Err(ReadError::Io(e)) => return Err(SessionError::ClientIo(e)),
                     // Authenticated since the read began: the frame waits in the buffer for the
@@ -98,8 +106,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
                 },
                 _ = tokio::time::sleep(idle) => Next::Idle,
             };
-            let frame = match next {
-                Next::Frame(f) => f,
+            let closing = match next {
+                Next::Frame(f) => self.handle(f).await?,
+                Next::Large(total) => self.large(total).await?,
                 Next::Closed => return Ok(Ended::Closed),
                 Next::Shutdown => return Ok(Ended::Shutdown),
                 // Something still in flight is activity: wait on.
@@ -109,26 +118,33 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
                     return Ok(Ended::Closed);
                 }
             };
-            if self.handle(frame).await? {
+            if closing {
                 return self.flush().await.map(|()| Ended::Closed);
             }
             // Forward everything already buffered before one flush: fewer syscalls under load.
-            loop {
-                match self.reader.buffered() {
-                    Ok(Some(frame)) => {
-                        if self.handle(frame).await? {
-                            return self.flush().await.map(|()| Ended::Closed);
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        // Forward what came before the bad frame, then fail.
-                        self.flush().await?;
-                        return Err(SessionError::ClientFrame(e));
-                    }
-                }
+            if self.forward_buffered().await? {
+                return self.flush().await.map(|()| Ended::Closed);
             }
             self.flush().await?;
+        }
+    }
+
+    /// Handles every whole frame already buffered; true when a close was queued (what came
+    /// before a bad frame is forwarded, then the bad frame fails the connection).
+    async fn forward_buffered(&mut self) -> Result<bool, SessionError> {
+        loop {
+            match self.reader.buffered() {
+                Ok(Some(frame)) => {
+                    if self.handle(frame).await? {
+                        return Ok(true);
+                    }
+                }
+                Ok(None) => return Ok(false),
+                Err(e) => {
+                    self.flush().await?;
+                    return Err(SessionError::ClientFrame(e));
+                }
+            }
         }
     }
 
@@ -150,7 +166,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
     }
 
     /// Handles one request; true when the connection is to be closed after what is queued.
-    async fn handle(&mut self, frame: BytesMut) -> Result<bool, SessionError> {
+    pub(super) async fn handle(&mut self, frame: BytesMut) -> Result<bool, SessionError> {
         let started = Instant::now();
         let size = frame.len() as u64;
         let (route, correlation_id, api_version, api_key) = if self.sasl.expecting_raw_token() {

@@ -232,3 +232,27 @@ fn malformed_input_closes_only_that_connection_with_a_log_line() {
     let r = produce(&bed, "confluent", "all", "after", "safe", 3);
     assert_eq!(r["delivered"], 3, "others are unaffected: {r}");
 }
+
+#[test]
+fn large_acks_all_requests_are_forwarded_while_they_arrive_and_every_record_is_read_back() {
+    let bed = Bed::start("");
+    bed.create_topic("large");
+    // librdkafka batching 20,000 small records into requests of hundreds of KiB.
+    let conf = ["--conf", "linger.ms=200", "--conf", "batch.size=1000000", "--conf", "batch.num.messages=100000"];
+    let addr = bed.proxy.addr();
+    let mut args = vec!["produce", "--bootstrap", &addr, "--topic", "large", "--acks", "all", "--client-id", "bulk", "--prefix", "big"];
+    args.extend(["--count", "20000", "--message-timeout-ms", "60000"]);
+    args.extend(conf);
+    let r = kclient(&args);
+    assert_eq!(r["delivered"], 20_000, "{r}");
+    let values = consume_within(&bed, "large", 20_000, 60);
+    let distinct: std::collections::HashSet<_> = values.iter().collect();
+    assert_eq!((values.len(), distinct.len()), (20_000, 20_000));
+    let m = crate::observability::scrape(&bed.proxy);
+    let cut = m.get("kdp_cut_through_requests_total").copied().unwrap_or(0.0);
+    assert!(cut >= 1.0, "some requests went through cut-through: {cut}");
+    // What only observes still sees them: the batches carry no producer id (idempotence off).
+    std::thread::sleep(Duration::from_millis(1500));
+    let audit = bed.proxy.audit();
+    assert!(audit.iter().any(|l| l["event"] == "non_idempotent_producer" && l["client_id"] == "bulk"), "{audit:?}");
+}
