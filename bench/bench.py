@@ -33,6 +33,7 @@ WORKER = [sys.executable, str(ROOT / "bench" / "worker.py")]
 PROXY_BIN = beds.RELEASE / "kafka-durability-proxy"
 PROBE_BIN = beds.RELEASE / "examples" / "probe"
 DEFAULT_PATHS = ["direct", "haproxy", "proxy", "direct-tls", "proxy-tls", "tansu-proxy"]
+KNOWN_PATHS = DEFAULT_PATHS + ["proxy-audit"]
 # (key, topic, record size, acks) of the produce workloads; consume reads back the first topic.
 PRODUCE = [("produce_1k", "b1k", 1024, "all"), ("produce_100b", "b100", 100, "all")]
 
@@ -166,6 +167,13 @@ def parse_args():
 
 def setup(args):
     """Proxy binaries (name -> (path, accepts `admin:`)), certificates and the path list."""
+    paths = [p for p in args.paths.split(",") if p]
+    unknown = [p for p in paths if p not in KNOWN_PATHS]
+    if unknown:
+        raise SystemExit(f"--paths: unknown {unknown}; known: {', '.join(KNOWN_PATHS)} (and proxy:NAME from --proxy-bin)")
+    missing = [str(b) for b in [PROXY_BIN, PROBE_BIN, beds.NULLSINK_BIN] if not b.exists()]
+    if missing:
+        raise SystemExit(f"not built: {', '.join(missing)}; bench/run.sh builds them (honouring CARGO_TARGET_DIR)")
     work = Path(tempfile.mkdtemp(prefix="bench-setup-"))
     proxies = {"proxy": str(PROXY_BIN)}
     for spec in args.proxy_bin:
@@ -174,7 +182,7 @@ def setup(args):
             raise SystemExit(f"--proxy-bin {spec}: want NAME=PATH to an existing binary")
         proxies[f"proxy:{name}"] = str(Path(binary).resolve())
     proxies = {n: (b, beds.proxy_accepts_admin_key(b, work)) for n, b in proxies.items()}
-    paths = [p for p in args.paths.split(",") if p] + [n for n in proxies if n != "proxy"]
+    paths += [n for n in proxies if n != "proxy"]
     return proxies, beds.make_certs(work / "certs"), paths
 
 
