@@ -27,6 +27,8 @@ from pathlib import Path
 
 import beds
 import report
+# Re-exported for bench/acks0_cost.py and bench/durability.py, which import them from here.
+from beds import TANSU, cpu_seconds, free_port, wait_port  # noqa: F401
 
 ROOT = beds.ROOT
 WORKER = [sys.executable, str(ROOT / "bench" / "worker.py")]
