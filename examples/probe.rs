@@ -2,26 +2,40 @@
 //! percentiles in microseconds as one JSON line. With a baseline address, round trips alternate
 //! between the path and the baseline (the same broker reached directly), so the hop's added
 //! latency is measured against the same broker at the same moment.
-//! Usage: probe HOST:PORT [ROUNDS] [WARMUP] [api-versions|list-groups] [BASELINE_HOST:PORT]
+//! Usage: probe [--ca CA.pem] HOST:PORT [ROUNDS] [WARMUP] [api-versions|list-groups] [BASELINE_HOST:PORT]
 //! ApiVersions is rewritten by the proxy (decode + re-encode); ListGroups passes through opaque.
+//! With `--ca`, both connections speak TLS (rustls, ring) and verify the server with that CA.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Instant;
 
 use kafka_durability_proxy::protocol::encode as frames;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ListGroupsRequest};
 use kafka_protocol::protocol::StrBytes;
 
+/// A plaintext or TLS byte stream.
+trait Io: Read + Write {}
+impl<T: Read + Write> Io for T {}
+
 struct Conn {
-    s: TcpStream,
+    s: Box<dyn Io>,
     buf: Vec<u8>,
 }
 
 impl Conn {
-    fn open(addr: &str) -> anyhow::Result<Conn> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
+    fn open(addr: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> anyhow::Result<Conn> {
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_nodelay(true)?;
+        let s: Box<dyn Io> = match tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_owned();
+                let name = rustls_pki_types::ServerName::try_from(host)?;
+                Box::new(rustls::StreamOwned::new(rustls::ClientConnection::new(config.clone(), name)?, tcp))
+            }
+        };
         Ok(Conn { s, buf: vec![0u8; 64 * 1024] })
     }
 
@@ -44,9 +58,29 @@ fn percentiles(mut v: Vec<u64>) -> [f64; 4] {
     [at(0.50), at(0.99), at(0.999), at(1.0)]
 }
 
+/// A TLS client trusting only the CA in `ca` (PEM).
+fn tls_config(ca: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca)? {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let usage = "usage: probe HOST:PORT [ROUNDS] [WARMUP] [api-versions|list-groups] [BASELINE_HOST:PORT]";
+    let mut args = std::env::args().skip(1).peekable();
+    let usage = "usage: probe [--ca CA.pem] HOST:PORT [ROUNDS] [WARMUP] [api-versions|list-groups] [BASELINE_HOST:PORT]";
+    let tls = if args.peek().map(String::as_str) == Some("--ca") {
+        args.next();
+        Some(tls_config(&args.next().ok_or_else(|| anyhow::anyhow!(usage))?)?)
+    } else {
+        None
+    };
     let addr = args.next().ok_or_else(|| anyhow::anyhow!(usage))?;
     let rounds: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(20_000);
     let warmup: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1_000);
@@ -66,8 +100,8 @@ fn main() -> anyhow::Result<()> {
             frames::request(ApiKey::ApiVersions, 3, i as i32, Some("probe"), &av)
         }
     };
-    let mut path = Conn::open(&addr)?;
-    let mut base = baseline.as_deref().map(Conn::open).transpose()?;
+    let mut path = Conn::open(&addr, tls.as_ref())?;
+    let mut base = baseline.as_deref().map(|b| Conn::open(b, tls.as_ref())).transpose()?;
     let (mut on_path, mut on_base) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
     for i in 0..rounds + warmup {
         let f = frame(i)?;
