@@ -175,11 +175,12 @@ fn measure(work: bool) -> f64 {
     let mut conns = Vec::with_capacity(WARM + N);
     // Warm-up: lazily made shared state (listener for node 1, metrics, timer wheel, slabs).
     open(WARM, proxy, &broker, work.then_some(&x), &mut conns);
-    std::thread::sleep(Duration::from_millis(1300));
+    std::thread::sleep(session::requests::QUIET + Duration::from_millis(300));
     let (mut before, mut after) = (Vec::with_capacity(SIZES + 1), Vec::with_capacity(SIZES + 1));
     let large = snapshot(&mut before);
     open(N, proxy, &broker, work.then_some(&x), &mut conns);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Past the quiet period, when sessions give back what they hold between frames.
+    std::thread::sleep(session::requests::QUIET + Duration::from_millis(500));
     let large = snapshot(&mut after) - large;
     let (bytes, count, sizes) = per_session(&before, &after, large, N);
     let kind = if work { "after ApiVersions + Metadata" } else { "fresh" };

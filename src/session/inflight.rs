@@ -26,6 +26,9 @@ pub enum Pending {
     Local(Bytes, Meta),
     /// Close the client connection once everything before this has been sent.
     Close,
+    /// The client has sent nothing for `requests::QUIET`: once everything before this is
+    /// answered, the response side gives back the buffers it holds between frames.
+    Quiet,
 }
 
 impl Pending {

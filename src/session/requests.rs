@@ -51,6 +51,11 @@ pub struct Requests<'a, R, W> {
     pub lame: &'a AtomicBool,
 }
 
+/// A client that sends nothing for this long is quiet: the buffers both sides hold between frames
+/// are given back (`quiet`), so idle connections cost little memory. Short, as a busy connection
+/// never waits this long, and a quiet one only pays a buffer allocation when it speaks again.
+pub const QUIET: Duration = Duration::from_secs(1);
+
 /// What ended the wait for the next client frame.
 enum Next {
     Frame(BytesMut),
@@ -58,6 +63,7 @@ enum Next {
     Large(usize),
     Closed,
     Shutdown,
+    /// Nothing came within the wait: `QUIET` first, then the rest of `limits.idle_timeout_ms`.
     Idle,
 }
 
@@ -89,8 +95,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             0 => usize::MAX,
             n => n,
         };
+        let mut quiet = false;
         loop {
             self.cap_frames();
+            // One timer per wait, as before: first until quiet, then until idle.
+            let wait = if quiet { idle.saturating_sub(QUIET) } else { QUIET.min(idle) };
             let next = tokio::select! {
                 biased;
                 _ = &mut shutdown, if !self.lame.load(Ordering::Relaxed) => Next::Shutdown,
@@ -104,20 +113,29 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
                     Err(ReadError::Frame(FrameError::TooLarge { .. })) if self.cap_frames() => continue,
                     Err(ReadError::Frame(e)) => return Err(SessionError::ClientFrame(e)),
                 },
-                _ = tokio::time::sleep(idle) => Next::Idle,
+                _ = tokio::time::sleep(wait) => Next::Idle,
             };
             let closing = match next {
                 Next::Frame(f) => self.handle(f).await?,
                 Next::Large(total) => self.large(total).await?,
                 Next::Closed => return Ok(Ended::Closed),
                 Next::Shutdown => return Ok(Ended::Shutdown),
-                // Something still in flight is activity: wait on.
-                Next::Idle if self.inflight.load(Ordering::Relaxed) > 0 => continue,
+                Next::Idle if !quiet => {
+                    quiet = true;
+                    self.quiet();
+                    continue;
+                }
+                // Something still in flight is activity: wait on (a full idle period again).
+                Next::Idle if self.inflight.load(Ordering::Relaxed) > 0 => {
+                    quiet = false;
+                    continue;
+                }
                 Next::Idle => {
                     tracing::info!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "closing idle client connection (limits.idle_timeout_ms)");
                     return Ok(Ended::Closed);
                 }
             };
+            quiet = false;
             if closing {
                 return self.flush().await.map(|()| Ended::Closed);
             }
@@ -126,6 +144,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
                 return self.flush().await.map(|()| Ended::Closed);
             }
             self.flush().await?;
+        }
+    }
+
+    /// The client went quiet: give back the read buffer (unless a partial frame is in it) and
+    /// the write queue, and tell the response side to do the same once it has answered
+    /// everything before (a full queue means the connection is not quiet after all).
+    fn quiet(&mut self) {
+        self.reader.release();
+        self.writer.release();
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(Pending::Quiet);
         }
     }
 

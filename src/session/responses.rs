@@ -164,9 +164,27 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
                     self.maybe.push(*correlation_id);
                     self.queue.pop_front();
                 }
+                Some(Pending::Quiet) => {
+                    self.queue.pop_front();
+                    self.release();
+                }
                 Some(Pending::Close) => return true,
                 Some(Pending::Expect { .. }) | None => return false,
             }
+        }
+    }
+
+    /// The client went quiet and everything it asked before is answered: what is held between
+    /// frames goes back (an idle connection keeps no read buffer; the next response takes one).
+    fn release(&mut self) {
+        if !self.queue.is_empty() {
+            return;
+        }
+        self.reader.release();
+        self.writer.release();
+        self.queue = VecDeque::new();
+        if self.maybe.is_empty() {
+            self.maybe = Vec::new();
         }
     }
 
