@@ -174,12 +174,13 @@ pub struct SessionHolds {
 }
 
 impl SessionHolds {
-    /// The connection's producer id, leased on first use.
+    /// The connection's producer id, leased on first use (boxed: InitProducerId through the
+    /// proxy's own client is a future of kilobytes, needed once per connection).
     pub async fn lease(&mut self) -> Result<Arc<Lease>, ClusterError> {
         if let Some(l) = &self.lease {
             return Ok(l.clone());
         }
-        let lease = self.deliveries.lease().await?;
+        let lease = Box::pin(self.deliveries.lease()).await?;
         self.lease = Some(lease.clone());
         Ok(lease)
     }

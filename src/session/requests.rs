@@ -204,7 +204,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         } else {
             let header = peek_request_header(&frame).ok_or_else(|| SessionError::Client("malformed request header".into()))?;
             let route = match self.route(frame, &header).await.map_err(handler_error)? {
-                Route::Hold(frame, template) => self.hold(frame, *template, &header, started).await?,
+                Route::Hold(frame, template) => self.hold(frame, template, &header, started).await?,
                 route => route,
             };
             (route, header.correlation_id, header.api_version, header.api_key)
@@ -236,8 +236,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
     /// Stamps an upgraded acks=0 request with this connection's producer id and holds it until
     /// the broker acknowledges it (see `delivery`); waits, reading nothing more from the client,
     /// while the redelivery budget is full. A request that cannot be held is forwarded upgraded.
-    async fn hold(&mut self, frame: BytesMut, template: Event, header: &RequestHeader, arrived: Instant) -> Result<Route, SessionError> {
-        let swallow = |bytes, held| Route::Forward(bytes, Disposition::Swallow(Box::new(Swallowed { template, held })));
+    /// (The template stays boxed until the end: this future is part of every session's task.)
+    async fn hold(
+        &mut self,
+        frame: BytesMut,
+        template: Box<Event>,
+        header: &RequestHeader,
+        arrived: Instant,
+    ) -> Result<Route, SessionError> {
+        let swallow = |bytes, held| Route::Forward(bytes, Disposition::Swallow(Box::new(Swallowed { template: *template, held })));
         let metrics = &self.proxy.metrics.delivery;
         let planned = match stamp::plan(&frame, header) {
             Ok(p) => p,

@@ -51,16 +51,23 @@ pub struct Responses<'a, R, W> {
     pub draining: bool,
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
+impl<'a, R: AsyncRead + Unpin + 'a, W: AsyncWrite + Unpin + 'a> Responses<'a, R, W> {
     /// Serves responses until the broker side ends; then the client is sent end-of-stream (its
-    /// requests may still be read, see `session::serve`).
-    pub async fn run(mut self) -> Result<(), SessionError> {
-        let r = self.serve().await;
-        // End-of-stream once every answer is out (shutdown, the broker gone, the client gone).
-        self.writer.shutdown().await;
-        r
+    /// requests may still be read, see `session::serve`). The future owns the response side:
+    /// when it ends or is dropped, so are its queue (held requests go to the re-sender) and its
+    /// halves. (An async block, not an async fn, which would keep `self` twice in the future.)
+    #[allow(clippy::manual_async_fn)]
+    pub fn run(mut self) -> impl std::future::Future<Output = Result<(), SessionError>> + 'a {
+        async move {
+            let r = self.serve().await;
+            // End-of-stream once every answer is out (shutdown, the broker gone, the client gone).
+            self.writer.shutdown().await;
+            r
+        }
     }
+}
 
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
     async fn serve(&mut self) -> Result<(), SessionError> {
         loop {
             if self.drain_front() {
