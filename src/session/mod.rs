@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::cluster::Target;
@@ -27,6 +26,7 @@ use crate::net::listener::Admission;
 use crate::net::{transport, Accepted, FrameReader, FrameWriter, Stream};
 use crate::state::Proxy;
 use conn::{ConnInfo, Seen};
+use inflight::Inbox;
 use requests::{Ended, Requests};
 use responses::Responses;
 use sasl::SaslRelay;
@@ -81,7 +81,8 @@ where
 {
     let cfg = proxy.config();
     let limits = &cfg.limits;
-    let (tx, rx) = mpsc::channel(limits.max_in_flight);
+    let inbox = Inbox::new(limits.max_in_flight);
+    let (tx, rx) = inbox.split();
     let sasl = SaslRelay::new(cfg.listen.sasl.plain_principal);
     let info = ConnInfo::default();
     let inflight = AtomicUsize::new(0);

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 
 use super::conn::{ConnInfo, Seen};
-use super::inflight::{Meta, Pending};
+use super::inflight::{Meta, Pending, Sender};
 use super::sasl::SaslRelay;
 use crate::audit::{Event, Origin};
 use crate::delivery::stamp::{self, Unplanned};
@@ -41,7 +40,7 @@ pub struct Requests<'a, R, W> {
     pub reader: FrameReader<R>,
     pub writer: FrameWriter<W>,
     /// To the response side; dropped when reading stops, so it finishes what is in flight.
-    pub tx: Option<mpsc::Sender<Pending>>,
+    pub tx: Option<Sender<'a>>,
     /// Upgraded acks=0 requests held for redelivery: this connection's producer id and budget.
     pub holds: SessionHolds,
     /// A failure to hold has been logged for this connection.
@@ -154,7 +153,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         self.reader.release();
         self.writer.release();
         if let Some(tx) = &self.tx {
-            let _ = tx.try_send(Pending::Quiet);
+            tx.try_send(Pending::Quiet);
         }
     }
 

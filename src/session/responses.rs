@@ -10,11 +10,10 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 
 use super::conn::ConnInfo;
 use super::detect;
-use super::inflight::{Meta, Pending};
+use super::inflight::{Meta, Pending, Receiver};
 use super::sasl::SaslRelay;
 use crate::audit::Event;
 use crate::error::SessionError;
@@ -43,7 +42,7 @@ pub struct Responses<'a, R, W> {
     pub inflight: &'a AtomicUsize,
     pub reader: FrameReader<R>,
     pub writer: FrameWriter<W>,
-    pub rx: mpsc::Receiver<Pending>,
+    pub rx: Receiver<'a>,
     pub queue: VecDeque<Pending>,
     /// Correlation ids of acks=0 requests forwarded unchanged, whose response may or may not come.
     pub maybe: Vec<i32>,
@@ -157,9 +156,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
     /// the first request that awaits the broker. True when a Close was reached.
     fn drain_front(&mut self) -> bool {
         loop {
-            while let Ok(p) = self.rx.try_recv() {
-                self.queue.push_back(p);
-            }
+            self.rx.take_into(&mut self.queue);
             match self.queue.front() {
                 Some(Pending::Local(..)) => {
                     if let Some(Pending::Local(b, meta)) = self.queue.pop_front() {
@@ -189,6 +186,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         }
         self.reader.release();
         self.writer.release();
+        self.rx.release();
         self.queue = VecDeque::new();
         if self.maybe.is_empty() {
             self.maybe = Vec::new();
