@@ -1,8 +1,10 @@
 //! What an idle client connection (with its broker connection) costs on the heap, exactly: a
 //! counting global allocator (its own test binary) records the bytes live per allocation size
 //! while real sessions (accept loop, `session::run`, TCP on both sides) are opened and left idle,
-//! fresh or after an ApiVersions and a Metadata round trip. The test's own sockets are blocking
-//! std ones on the main thread, which allocate nothing, so every byte counted is the proxy's.
+//! fresh or after an ApiVersions and a Metadata round trip and the quiet period. The test's own
+//! sockets are blocking std ones on the main thread, which allocate nothing, so every byte
+//! counted is the proxy's. The sizes are printed (`-- --nocapture`): which allocation grew says
+//! what to look at.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -196,9 +198,27 @@ fn measure(work: bool) -> f64 {
     bytes
 }
 
+/// Heap one idle session may hold, fresh or quiet after some requests: the task (the session's
+/// future, ~3.5 KiB), tokio's two socket registrations (256 bytes each) and a few small shared
+/// pieces, 4.3 KiB in all when this bound was set (debug and release alike). It was 30-31 KiB
+/// before idle sessions stopped holding read buffers (8 KiB each side), a tokio channel block
+/// (2.6 KiB) and a 10 KiB future; one such regression, or even a 1 KiB read buffer kept while
+/// idle, fails here.
+const BOUND: f64 = 5.0 * 1024.0;
+
+/// What a quiet session may keep from its activity beyond what a fresh one holds.
+const LEFT_FROM_WORK: f64 = 256.0;
+
 #[test]
-fn idle_sessions_hold_little_heap() {
+fn an_idle_session_holds_at_most_5_kib_of_heap() {
     let fresh = measure(false);
     let worked = measure(true);
-    println!("fresh {fresh:.0} bytes, worked {worked:.0} bytes");
+    println!("fresh {fresh:.0} bytes, worked {worked:.0} bytes (bound {BOUND:.0})");
+    assert!(fresh <= BOUND, "a fresh idle session holds {fresh:.0} bytes of heap (bound {BOUND:.0}): see the sizes above");
+    assert!(worked <= BOUND, "a session quiet after ApiVersions + Metadata holds {worked:.0} bytes (bound {BOUND:.0})");
+    assert!(
+        worked <= fresh + LEFT_FROM_WORK,
+        "a quiet session keeps {:.0} bytes more than a fresh one: buffers not given back?",
+        worked - fresh
+    );
 }
