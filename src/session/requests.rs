@@ -135,15 +135,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
                 }
             };
             quiet = false;
-            if closing {
-                return self.flush().await.map(|()| Ended::Closed);
+            if self.after_frame(closing).await? {
+                return Ok(Ended::Closed);
             }
-            // Forward everything already buffered before one flush: fewer syscalls under load.
-            if self.forward_buffered().await? {
-                return self.flush().await.map(|()| Ended::Closed);
-            }
-            self.flush().await?;
         }
+    }
+
+    /// After a handled frame: forwards everything already buffered, then flushes once (fewer
+    /// syscalls under load). True when a close was queued (what came before it is sent).
+    async fn after_frame(&mut self, closing: bool) -> Result<bool, SessionError> {
+        let closing = closing || self.forward_buffered().await?;
+        self.flush().await?;
+        Ok(closing)
     }
 
     /// The client went quiet: give back the read buffer (unless a partial frame is in it) and
