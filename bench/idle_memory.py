@@ -3,17 +3,17 @@
 after opening N client connections to its bootstrap port, at several N, repeated. Two kinds of
 idle client: `fresh` connects and sends nothing (bench.py's `idle_connections`); `worked` sends an
 ApiVersions v3 and a Metadata v12 request first, reads both answers, then goes quiet, as real
-idle clients do. Each measurement gets a fresh tansu and proxy (bench.py's `Bed`).
+idle clients do. Each measurement gets a fresh broker (the null sink unless --target tansu) and
+proxy (beds.py's `Bed`).
 
 Usage: bench/idle_memory.py [--counts 1000,5000,9900] [--rounds 3] [--kinds fresh,worked]
-                            [--settle 3] [--proxy-bin PATH]
+                            [--settle 3] [--proxy-bin PATH] [--target nullsink|tansu]
 The proxy binary defaults to $CARGO_TARGET_DIR/release (or target/release). The machine's open-file
 limit caps N: the proxy holds two descriptors per client, and keeps 128 back.
 """
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import socket
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (Bed, status_kib, ROOT)
+import beds  # noqa: E402  (Bed, status_kib, proxy_accepts_admin_key, RELEASE)
 
 
 def api_versions_v3(corr):
@@ -72,19 +72,20 @@ def work(socks, batch=500):
             read_frame(s)
 
 
-def measure(kind, count, settle):
+def measure(kind, count, settle, proxy_bin, target):
     path = Path(tempfile.mkdtemp(prefix=f"idle-mem-{kind}-"))
-    bed = bench.Bed("proxy", path)
+    proxies = {"proxy": (proxy_bin, beds.proxy_accepts_admin_key(proxy_bin, path))}
+    bed = beds.Bed(target, "proxy", path, None, proxies)
     socks = []
     try:
         time.sleep(0.5)
-        base = bench.status_kib(bed.hop_pid, "VmRSS")
+        base = beds.status_kib(bed.hop_pid, "VmRSS")
         for _ in range(count):
             socks.append(socket.create_connection(("127.0.0.1", bed.bootstrap)))
         if kind == "worked":
             work(socks)
         time.sleep(settle)
-        rss = bench.status_kib(bed.hop_pid, "VmRSS")
+        rss = beds.status_kib(bed.hop_pid, "VmRSS")
         return {"kind": kind, "pairs": count, "rss_base_kib": base, "rss_kib": rss, "kib_per_pair": (rss - base) / count}
     finally:
         for s in socks:
@@ -99,18 +100,17 @@ def main():
     ap.add_argument("--kinds", default="fresh,worked")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--settle", type=float, default=3.0)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", bench.ROOT / "target"))
-    ap.add_argument("--proxy-bin", default=str(target / "release" / "kafka-durability-proxy"))
+    ap.add_argument("--proxy-bin", default=str(beds.RELEASE / "kafka-durability-proxy"))
+    ap.add_argument("--target", default="nullsink", choices=["nullsink", "tansu"], help="the broker behind the proxy")
     ap.add_argument("--json", help="also write every measurement here")
     args = ap.parse_args()
-    bench.PROXY_BIN = Path(args.proxy_bin)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by tansu and the proxy
     results = []
     for r in range(args.rounds):
         for count in [int(c) for c in args.counts.split(",")]:
             for kind in args.kinds.split(","):
-                m = measure(kind, count, args.settle)
+                m = measure(kind, count, args.settle, str(Path(args.proxy_bin).resolve()), args.target)
                 m["round"] = r + 1
                 results.append(m)
                 print(json.dumps(m), file=sys.stderr, flush=True)
