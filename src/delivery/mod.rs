@@ -95,12 +95,7 @@ impl Deliveries {
 
     /// What one client connection holds: its producer id and budgets.
     pub fn session(self: &Arc<Self>) -> SessionHolds {
-        SessionHolds {
-            deliveries: self.clone(),
-            lease: None,
-            window: Arc::new(Semaphore::new(WINDOW as usize)),
-            budget: Arc::new(Semaphore::new(self.per_connection.min(Semaphore::MAX_PERMITS))),
-        }
+        SessionHolds { deliveries: self.clone(), lease: None, budgets: None }
     }
 
     pub fn abandoning(&self) -> bool {
@@ -169,39 +164,58 @@ impl Deliveries {
 pub struct SessionHolds {
     deliveries: Arc<Deliveries>,
     lease: Option<Arc<Lease>>,
+    /// Made on the first hold: most connections never hold anything.
+    budgets: Option<Budgets>,
+}
+
+/// A connection's window (`WINDOW` held requests) and byte budget.
+struct Budgets {
     window: Arc<Semaphore>,
-    budget: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
 }
 
 impl SessionHolds {
-    /// The connection's producer id, leased on first use.
+    /// The connection's producer id, leased on first use (boxed: InitProducerId through the
+    /// proxy's own client is a future of kilobytes, needed once per connection).
     pub async fn lease(&mut self) -> Result<Arc<Lease>, ClusterError> {
         if let Some(l) = &self.lease {
             return Ok(l.clone());
         }
-        let lease = self.deliveries.lease().await?;
+        let lease = Box::pin(self.deliveries.lease()).await?;
         self.lease = Some(lease.clone());
         Ok(lease)
     }
 
     /// The budget for a request of `bytes`, if free now (the caller flushes what it has queued
     /// for the broker before waiting: held requests must be able to complete).
-    pub fn try_permits(&self, bytes: usize) -> Option<Permits> {
+    pub fn try_permits(&mut self, bytes: usize) -> Option<Permits> {
         let n = self.cost(bytes);
-        let window = self.window.clone().try_acquire_owned().ok()?;
-        let connection = self.budget.clone().try_acquire_many_owned(n).ok()?;
+        let (window, budget) = self.budgets();
+        let window = window.try_acquire_owned().ok()?;
+        let connection = budget.try_acquire_many_owned(n).ok()?;
         let global = self.deliveries.global.clone().try_acquire_many_owned(n).ok()?;
         Some(self.permits(window, connection, global, bytes))
     }
 
     /// Waits for the budget of a request of `bytes`.
-    pub async fn wait_permits(&self, bytes: usize) -> Option<Permits> {
+    pub async fn wait_permits(&mut self, bytes: usize) -> Option<Permits> {
         self.deliveries.metrics.delivery.backpressure.inc();
         let n = self.cost(bytes);
-        let window = self.window.clone().acquire_owned().await.ok()?;
-        let connection = self.budget.clone().acquire_many_owned(n).await.ok()?;
+        let (window, budget) = self.budgets();
+        let window = window.acquire_owned().await.ok()?;
+        let connection = budget.acquire_many_owned(n).await.ok()?;
         let global = self.deliveries.global.clone().acquire_many_owned(n).await.ok()?;
         Some(self.permits(window, connection, global, bytes))
+    }
+
+    /// The connection's window and byte budget, made on first use.
+    fn budgets(&mut self) -> (Arc<Semaphore>, Arc<Semaphore>) {
+        let per_connection = self.deliveries.per_connection.min(Semaphore::MAX_PERMITS);
+        let b = self.budgets.get_or_insert_with(|| Budgets {
+            window: Arc::new(Semaphore::new(WINDOW as usize)),
+            bytes: Arc::new(Semaphore::new(per_connection)),
+        });
+        (b.window.clone(), b.bytes.clone())
     }
 
     /// Permits for `bytes`: a frame larger than a budget takes all of it rather than waiting

@@ -222,7 +222,15 @@ pub async fn route<V: ClusterView>(env: &Env<'_, V>, frame: BytesMut, h: &Reques
         Judged::DeleteRecords => delete_records::handle(&ctx, &at),
         Judged::CreatePartitions => partitions::create_partitions(&ctx, &at),
         Judged::Reassignments => partitions::reassign_partitions(&ctx, &at),
-        Judged::AlterConfigs { incremental } => alter_configs::handle(&ctx, env.cluster, &at, incremental).await,
+        // Boxed, with what it uses: it asks the cluster (a connection, maybe TLS and SASL), a
+        // future of kilobytes that every session's task would otherwise carry for a rare request.
+        Judged::AlterConfigs { incremental } => {
+            Box::pin(async move {
+                let at = split::Site { frame: &frame, body_offset, api_key: api, api: api_name(h.api_key) };
+                alter_configs::handle(&ctx, env.cluster, &at, incremental).await
+            })
+            .await
+        }
     }
 }
 

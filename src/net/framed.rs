@@ -1,16 +1,24 @@
 //! Framed reading and writing over any transport half: a reader that splits whole frames off its buffer (cancel-safe,
 //! so it can sit in `select!`), and a writer that sends queued frames with vectored writes, so
-//! forwarded buffers are never copied into a staging buffer.
+//! forwarded buffers are never copied into a staging buffer. Between frames neither needs to hold
+//! memory: the reader waits for bytes without a buffer, and both can give theirs back (`release`)
+//! when their connection goes quiet.
 
 use std::io::IoSlice;
+use std::pin::Pin;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::protocol::{split_frame, FrameError};
 
-/// Read size when no partial frame says how much is needed. Small, so idle connections are cheap.
+/// Read size when no partial frame says how much is needed.
 const READ_CHUNK: usize = 8 * 1024;
+/// The first read of a reader that holds no buffer (a new connection, or one that went quiet):
+/// what comes then is mostly small (ApiVersions, Metadata, a heartbeat), and a larger frame's size
+/// prefix makes room for the rest of it. A burst of connections that each exchange a few small
+/// frames then touches a kilobyte per reader, not a read chunk.
+const FIRST_READ: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -54,14 +62,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     return Ok(Some(Incoming::Large { total }));
                 }
             }
-            if self.buf.capacity() - self.buf.len() == 0 {
-                self.buf.reserve(READ_CHUNK);
-            }
-            if self.io.read_buf(&mut self.buf).await? == 0 {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
-                return Err(ReadError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-frame")));
+            if !self.fill().await? {
+                return Ok(None);
             }
         }
     }
@@ -98,16 +100,52 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(frame) = split_frame(&mut self.buf, self.max)? {
                 return Ok(Some(frame));
             }
-            if self.buf.capacity() - self.buf.len() == 0 {
-                self.buf.reserve(READ_CHUNK);
-            }
-            if self.io.read_buf(&mut self.buf).await? == 0 {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
-                return Err(ReadError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-frame")));
+            if !self.fill().await? {
+                return Ok(None);
             }
         }
+    }
+
+    /// Reads once into the buffer; false on a clean end of stream between frames.
+    async fn fill(&mut self) -> Result<bool, ReadError> {
+        if self.buf.capacity() - self.buf.len() == 0 {
+            if self.buf.is_empty() {
+                // No room and nothing buffered: wait for bytes before taking a buffer, so a
+                // connection that sends nothing holds none. A buffer whose frames are all
+                // gone is reclaimed whole by the reserve (busy connections reuse theirs).
+                self.readable().await?;
+                self.buf.reserve(FIRST_READ);
+            } else {
+                self.buf.reserve(READ_CHUNK);
+            }
+        }
+        if self.io.read_buf(&mut self.buf).await? == 0 {
+            if self.buf.is_empty() {
+                return Ok(false);
+            }
+            return Err(ReadError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-frame")));
+        }
+        Ok(true)
+    }
+
+    /// Waits until the transport has bytes, end of stream or an error, with a zero-length read:
+    /// TCP waits for readiness and reads nothing; a transport that cannot tell (TLS) returns at
+    /// once, and the read that follows waits with a buffer, as before.
+    async fn readable(&mut self) -> std::io::Result<()> {
+        std::future::poll_fn(|cx| Pin::new(&mut self.io).poll_read(cx, &mut ReadBuf::new(&mut []))).await
+    }
+
+    /// Gives the read buffer back when no partial frame is in it (the connection went quiet); the
+    /// next read waits for bytes without one.
+    pub fn release(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Bytes the read buffer holds (capacity), for tests and accounting.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 }
 
@@ -153,6 +191,13 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         !self.queue.is_empty()
     }
 
+    /// Gives the queue's memory back when nothing is queued (the connection went quiet).
+    pub fn release(&mut self) {
+        if self.queue.is_empty() {
+            self.queue = Vec::new();
+        }
+    }
+
     pub async fn flush(&mut self) -> std::io::Result<()> {
         let mut first = 0;
         while first < self.queue.len() {
@@ -186,5 +231,75 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 
     pub async fn shutdown(&mut self) {
         let _ = self.io.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn frame(n: usize) -> Vec<u8> {
+        let mut f = (n as i32).to_be_bytes().to_vec();
+        f.resize(4 + n, 7);
+        f
+    }
+
+    async fn nothing_yet<R: AsyncRead + Unpin>(r: &mut FrameReader<R>) {
+        let waited = tokio::time::timeout(Duration::from_millis(20), r.next()).await;
+        assert!(waited.is_err(), "no frame was sent");
+    }
+
+    /// Over TCP, whose zero-length read waits for readiness (an in-memory duplex answers it at
+    /// once, as TLS does: then the read waits with a buffer, as before).
+    #[tokio::test]
+    async fn a_reader_waits_for_bytes_without_a_buffer_and_releases_it_between_frames() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut peer = tokio::net::TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let (io, _) = listener.accept().await.expect("accept");
+        let mut r = FrameReader::new(io, 1 << 20);
+        nothing_yet(&mut r).await;
+        assert_eq!(r.capacity(), 0, "waiting for a first frame holds no buffer");
+        peer.write_all(&frame(100)).await.expect("write");
+        assert_eq!(r.next().await.expect("read").map(|f| f.len()), Some(104));
+        nothing_yet(&mut r).await;
+        assert!(r.capacity() > 0, "the rest of the chunk is kept while the connection is busy");
+        r.release();
+        assert_eq!(r.capacity(), 0, "released between frames");
+        peer.write_all(&frame(10)).await.expect("write");
+        assert_eq!(r.next().await.expect("read").map(|f| f.len()), Some(14));
+        drop(peer);
+        assert!(r.next().await.expect("clean end").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_partial_frame_is_kept_through_a_release() {
+        let (mut peer, io) = tokio::io::duplex(1 << 16);
+        let mut r = FrameReader::new(io, 1 << 20);
+        let f = frame(1000);
+        peer.write_all(&f[..300]).await.expect("write");
+        nothing_yet(&mut r).await;
+        r.release();
+        assert!(r.capacity() >= 1004, "the partial frame and room for the rest stay");
+        peer.write_all(&f[300..]).await.expect("write");
+        let got = r.next().await.expect("read").expect("frame");
+        assert_eq!(&got[..], &f[..]);
+    }
+
+    #[tokio::test]
+    async fn a_writer_releases_its_queue_only_when_empty() {
+        let (io, mut peer) = tokio::io::duplex(1 << 16);
+        let mut w = FrameWriter::new(io);
+        w.push(Bytes::from_static(b"abc"));
+        w.release();
+        assert!(w.has_pending(), "queued bytes survive a release");
+        w.flush().await.expect("flush");
+        w.release();
+        assert_eq!(w.queue.capacity(), 0);
+        let mut got = [0u8; 3];
+        tokio::io::AsyncReadExt::read_exact(&mut peer, &mut got).await.expect("read");
+        assert_eq!(&got, b"abc");
     }
 }

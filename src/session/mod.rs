@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::cluster::Target;
@@ -27,6 +26,7 @@ use crate::net::listener::Admission;
 use crate::net::{transport, Accepted, FrameReader, FrameWriter, Stream};
 use crate::state::Proxy;
 use conn::{ConnInfo, Seen};
+use inflight::Inbox;
 use requests::{Ended, Requests};
 use responses::Responses;
 use sasl::SaslRelay;
@@ -81,13 +81,14 @@ where
 {
     let cfg = proxy.config();
     let limits = &cfg.limits;
-    let (tx, rx) = mpsc::channel(limits.max_in_flight);
+    let inbox = Inbox::new(limits.max_in_flight);
+    let (tx, rx) = inbox.split();
     let sasl = SaslRelay::new(cfg.listen.sasl.plain_principal);
     let info = ConnInfo::default();
     let inflight = AtomicUsize::new(0);
     let lame = AtomicBool::new(false);
     let reader = FrameReader::new(cr, limits.max_frame_bytes);
-    let requests = Requests {
+    let mut requests = Requests {
         proxy,
         peer,
         identity,
@@ -117,7 +118,9 @@ where
         draining: false,
     };
     let lame = cfg.policies.produce_acks.redeliver.then_some(&lame);
-    serve(requests, responses, Duration::from_millis(limits.drain_timeout_ms), lame).await
+    // The request side by reference: an async fn keeps a by-value argument twice in its future
+    // (as passed, and moved into its body), and this future is every session's task.
+    serve(&mut requests, responses, Duration::from_millis(limits.drain_timeout_ms), lame).await
 }
 
 /// How long a client connection is still read after its broker connection failed, or after
@@ -125,7 +128,7 @@ where
 const LAME_DUCK: Duration = Duration::from_secs(5);
 
 async fn serve<CR, BW, BR, CW>(
-    mut requests: Requests<'_, CR, BW>,
+    requests: &mut Requests<'_, CR, BW>,
     responses: Responses<'_, BR, CW>,
     drain: Duration,
     lame: Option<&AtomicBool>,
@@ -178,8 +181,9 @@ where
     if let (true, Some(lame)) = (shut_down, lame) {
         // Shutting down: the client has its answers and end-of-stream. What it wrote meanwhile
         // is read the same way, so a rolling restart loses no fire-and-forget record.
+        // (Boxed: inline, this second run would sit beside the first in every session's task.)
         lame.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = tokio::time::timeout(LAME_DUCK, requests.run()).await;
+        let _ = tokio::time::timeout(LAME_DUCK, Box::pin(requests.run())).await;
     }
     result
 }

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 
 use super::conn::{ConnInfo, Seen};
-use super::inflight::{Meta, Pending};
+use super::inflight::{Meta, Pending, Sender};
 use super::sasl::SaslRelay;
 use crate::audit::{Event, Origin};
 use crate::delivery::stamp::{self, Unplanned};
@@ -41,7 +40,7 @@ pub struct Requests<'a, R, W> {
     pub reader: FrameReader<R>,
     pub writer: FrameWriter<W>,
     /// To the response side; dropped when reading stops, so it finishes what is in flight.
-    pub tx: Option<mpsc::Sender<Pending>>,
+    pub tx: Option<Sender<'a>>,
     /// Upgraded acks=0 requests held for redelivery: this connection's producer id and budget.
     pub holds: SessionHolds,
     /// A failure to hold has been logged for this connection.
@@ -51,6 +50,11 @@ pub struct Requests<'a, R, W> {
     pub lame: &'a AtomicBool,
 }
 
+/// A client that sends nothing for this long is quiet: the buffers both sides hold between frames
+/// are given back (`quiet`), so idle connections cost little memory. Short, as a busy connection
+/// never waits this long, and a quiet one only pays a buffer allocation when it speaks again.
+pub const QUIET: Duration = Duration::from_secs(1);
+
 /// What ended the wait for the next client frame.
 enum Next {
     Frame(BytesMut),
@@ -58,6 +62,7 @@ enum Next {
     Large(usize),
     Closed,
     Shutdown,
+    /// Nothing came within the wait: `QUIET` first, then the rest of `limits.idle_timeout_ms`.
     Idle,
 }
 
@@ -89,8 +94,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             0 => usize::MAX,
             n => n,
         };
+        let mut quiet = false;
         loop {
             self.cap_frames();
+            // One timer per wait, as before: first until quiet, then until idle.
+            let wait = if quiet { idle.saturating_sub(QUIET) } else { QUIET.min(idle) };
             let next = tokio::select! {
                 biased;
                 _ = &mut shutdown, if !self.lame.load(Ordering::Relaxed) => Next::Shutdown,
@@ -104,28 +112,51 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
                     Err(ReadError::Frame(FrameError::TooLarge { .. })) if self.cap_frames() => continue,
                     Err(ReadError::Frame(e)) => return Err(SessionError::ClientFrame(e)),
                 },
-                _ = tokio::time::sleep(idle) => Next::Idle,
+                _ = tokio::time::sleep(wait) => Next::Idle,
             };
             let closing = match next {
                 Next::Frame(f) => self.handle(f).await?,
                 Next::Large(total) => self.large(total).await?,
                 Next::Closed => return Ok(Ended::Closed),
                 Next::Shutdown => return Ok(Ended::Shutdown),
-                // Something still in flight is activity: wait on.
-                Next::Idle if self.inflight.load(Ordering::Relaxed) > 0 => continue,
+                Next::Idle if !quiet => {
+                    quiet = true;
+                    self.quiet();
+                    continue;
+                }
+                // Something still in flight is activity: wait on (a full idle period again).
+                Next::Idle if self.inflight.load(Ordering::Relaxed) > 0 => {
+                    quiet = false;
+                    continue;
+                }
                 Next::Idle => {
                     tracing::info!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "closing idle client connection (limits.idle_timeout_ms)");
                     return Ok(Ended::Closed);
                 }
             };
-            if closing {
-                return self.flush().await.map(|()| Ended::Closed);
+            quiet = false;
+            if self.after_frame(closing).await? {
+                return Ok(Ended::Closed);
             }
-            // Forward everything already buffered before one flush: fewer syscalls under load.
-            if self.forward_buffered().await? {
-                return self.flush().await.map(|()| Ended::Closed);
-            }
-            self.flush().await?;
+        }
+    }
+
+    /// After a handled frame: forwards everything already buffered, then flushes once (fewer
+    /// syscalls under load). True when a close was queued (what came before it is sent).
+    async fn after_frame(&mut self, closing: bool) -> Result<bool, SessionError> {
+        let closing = closing || self.forward_buffered().await?;
+        self.flush().await?;
+        Ok(closing)
+    }
+
+    /// The client went quiet: give back the read buffer (unless a partial frame is in it) and
+    /// the write queue, and tell the response side to do the same once it has answered
+    /// everything before (a full queue means the connection is not quiet after all).
+    fn quiet(&mut self) {
+        self.reader.release();
+        self.writer.release();
+        if let Some(tx) = &self.tx {
+            tx.try_send(Pending::Quiet);
         }
     }
 
@@ -175,7 +206,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         } else {
             let header = peek_request_header(&frame).ok_or_else(|| SessionError::Client("malformed request header".into()))?;
             let route = match self.route(frame, &header).await.map_err(handler_error)? {
-                Route::Hold(frame, template) => self.hold(frame, *template, &header, started).await?,
+                Route::Hold(frame, template) => self.hold(frame, template, &header, started).await?,
                 route => route,
             };
             (route, header.correlation_id, header.api_version, header.api_key)
@@ -207,8 +238,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
     /// Stamps an upgraded acks=0 request with this connection's producer id and holds it until
     /// the broker acknowledges it (see `delivery`); waits, reading nothing more from the client,
     /// while the redelivery budget is full. A request that cannot be held is forwarded upgraded.
-    async fn hold(&mut self, frame: BytesMut, template: Event, header: &RequestHeader, arrived: Instant) -> Result<Route, SessionError> {
-        let swallow = |bytes, held| Route::Forward(bytes, Disposition::Swallow(Box::new(Swallowed { template, held })));
+    /// (The template stays boxed until the end: this future is part of every session's task.)
+    async fn hold(
+        &mut self,
+        frame: BytesMut,
+        template: Box<Event>,
+        header: &RequestHeader,
+        arrived: Instant,
+    ) -> Result<Route, SessionError> {
+        let swallow = |bytes, held| Route::Forward(bytes, Disposition::Swallow(Box::new(Swallowed { template: *template, held })));
         let metrics = &self.proxy.metrics.delivery;
         let planned = match stamp::plan(&frame, header) {
             Ok(p) => p,

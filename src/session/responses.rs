@@ -10,11 +10,10 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 
 use super::conn::ConnInfo;
 use super::detect;
-use super::inflight::{Meta, Pending};
+use super::inflight::{Meta, Pending, Receiver};
 use super::sasl::SaslRelay;
 use crate::audit::Event;
 use crate::error::SessionError;
@@ -43,7 +42,7 @@ pub struct Responses<'a, R, W> {
     pub inflight: &'a AtomicUsize,
     pub reader: FrameReader<R>,
     pub writer: FrameWriter<W>,
-    pub rx: mpsc::Receiver<Pending>,
+    pub rx: Receiver<'a>,
     pub queue: VecDeque<Pending>,
     /// Correlation ids of acks=0 requests forwarded unchanged, whose response may or may not come.
     pub maybe: Vec<i32>,
@@ -51,16 +50,23 @@ pub struct Responses<'a, R, W> {
     pub draining: bool,
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
+impl<'a, R: AsyncRead + Unpin + 'a, W: AsyncWrite + Unpin + 'a> Responses<'a, R, W> {
     /// Serves responses until the broker side ends; then the client is sent end-of-stream (its
-    /// requests may still be read, see `session::serve`).
-    pub async fn run(mut self) -> Result<(), SessionError> {
-        let r = self.serve().await;
-        // End-of-stream once every answer is out (shutdown, the broker gone, the client gone).
-        self.writer.shutdown().await;
-        r
+    /// requests may still be read, see `session::serve`). The future owns the response side:
+    /// when it ends or is dropped, so are its queue (held requests go to the re-sender) and its
+    /// halves. (An async block, not an async fn, which would keep `self` twice in the future.)
+    #[allow(clippy::manual_async_fn)]
+    pub fn run(mut self) -> impl std::future::Future<Output = Result<(), SessionError>> + 'a {
+        async move {
+            let r = self.serve().await;
+            // End-of-stream once every answer is out (shutdown, the broker gone, the client gone).
+            self.writer.shutdown().await;
+            r
+        }
     }
+}
 
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
     async fn serve(&mut self) -> Result<(), SessionError> {
         loop {
             if self.drain_front() {
@@ -150,9 +156,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
     /// the first request that awaits the broker. True when a Close was reached.
     fn drain_front(&mut self) -> bool {
         loop {
-            while let Ok(p) = self.rx.try_recv() {
-                self.queue.push_back(p);
-            }
+            self.rx.take_into(&mut self.queue);
             match self.queue.front() {
                 Some(Pending::Local(..)) => {
                     if let Some(Pending::Local(b, meta)) = self.queue.pop_front() {
@@ -164,9 +168,28 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
                     self.maybe.push(*correlation_id);
                     self.queue.pop_front();
                 }
+                Some(Pending::Quiet) => {
+                    self.queue.pop_front();
+                    self.release();
+                }
                 Some(Pending::Close) => return true,
                 Some(Pending::Expect { .. }) | None => return false,
             }
+        }
+    }
+
+    /// The client went quiet and everything it asked before is answered: what is held between
+    /// frames goes back (an idle connection keeps no read buffer; the next response takes one).
+    fn release(&mut self) {
+        if !self.queue.is_empty() {
+            return;
+        }
+        self.reader.release();
+        self.writer.release();
+        self.rx.release();
+        self.queue = VecDeque::new();
+        if self.maybe.is_empty() {
+            self.maybe = Vec::new();
         }
     }
 
