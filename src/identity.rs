@@ -15,7 +15,9 @@ pub struct Identity {
     pub tls_subject: Option<String>,
     /// `User:<name>` from the certificate by the mapping rules.
     pub tls_principal: Option<String>,
-    sasl_principal: RwLock<Option<String>>,
+    /// The SASL principal and whether the proxy could trust its name (false for OAUTHBEARER:
+    /// the `sub` claim of a token whose signature only the broker checked).
+    sasl_principal: RwLock<Option<(String, bool)>>,
 }
 
 impl Identity {
@@ -25,12 +27,19 @@ impl Identity {
 
     /// The principal policies and audit events use, if any.
     pub fn principal(&self) -> Option<String> {
-        let sasl = self.sasl_principal.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let sasl = self.sasl_principal.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(name, _)| name.clone());
         sasl.or_else(|| self.tls_principal.clone())
     }
 
-    /// Records (or, with None, forgets) the SASL principal once the broker has ruled on it.
-    pub fn set_sasl_principal(&self, p: Option<String>) {
+    /// Whether the principal in force is a SASL name the proxy read but could not verify
+    /// (OAUTHBEARER's `sub`): audit events then say `principal_unverified`.
+    pub fn principal_unverified(&self) -> bool {
+        self.sasl_principal.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|(_, verified)| !verified)
+    }
+
+    /// Records (or, with None, forgets) the SASL principal once the broker has ruled on it, and
+    /// whether its name could be verified.
+    pub fn set_sasl_principal(&self, p: Option<(String, bool)>) {
         *self.sasl_principal.write().unwrap_or_else(|e| e.into_inner()) = p;
     }
 }
@@ -159,6 +168,18 @@ fn apply(rule: &Rule, subject: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sasl_principal_wins_over_the_certificate_and_says_whether_it_was_verified() {
+        let id = Identity::from_tls(Some("CN=app".into()), Some("User:app".into()));
+        assert_eq!((id.principal().as_deref(), id.principal_unverified()), (Some("User:app"), false));
+        id.set_sasl_principal(Some(("User:alice".into(), false)));
+        assert_eq!((id.principal().as_deref(), id.principal_unverified()), (Some("User:alice"), true), "OAUTHBEARER sub");
+        id.set_sasl_principal(Some(("User:bob".into(), true)));
+        assert_eq!((id.principal().as_deref(), id.principal_unverified()), (Some("User:bob"), false), "SCRAM");
+        id.set_sasl_principal(None);
+        assert_eq!((id.principal().as_deref(), id.principal_unverified()), (Some("User:app"), false));
+    }
 
     fn rules(r: &[&str]) -> MappingRules {
         MappingRules::parse(&r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).expect("rules")

@@ -134,9 +134,10 @@ impl Proxy {
             ("listen.tls", self.tls_server.as_ref().map(|t| t.reload(force))),
             ("upstream.tls", self.tls_client.as_ref().map(|t| t.reload(force))),
         ];
+        let trigger = if force { "SIGHUP" } else { "file change" };
         for (section, outcome) in sides {
             match outcome {
-                Some(Ok(true)) => tracing::info!(section, "TLS certificates reloaded; new handshakes use them"),
+                Some(Ok(true)) => tracing::info!(section, trigger, "TLS certificates reloaded; new handshakes use them"),
                 Some(Err(e)) => tracing::error!(section, error = %e, "TLS reload refused; the running certificates stay"),
                 _ => {}
             }

@@ -55,6 +55,10 @@ pub struct Event {
     /// The authenticated principal (`User:alice`); absent when unauthenticated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+    /// True when `principal` is a name the proxy read but could not verify (OAUTHBEARER's
+    /// `sub`: only the broker checked the token); written only then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub principal_unverified: bool,
     /// The client certificate's subject, when one was presented.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_subject: Option<String>,
@@ -74,6 +78,7 @@ pub struct Origin {
     pub client_addr: SocketAddr,
     pub client_id: Option<String>,
     pub principal: Option<String>,
+    pub principal_unverified: bool,
     pub tls_subject: Option<String>,
     pub api: &'static str,
     pub api_version: i16,
@@ -102,6 +107,7 @@ impl Event {
             client_addr: o.client_addr,
             client_id: o.client_id.clone(),
             principal: o.principal.clone(),
+            principal_unverified: o.principal_unverified,
             tls_subject: o.tls_subject.clone(),
             api: o.api,
             api_version: o.api_version,

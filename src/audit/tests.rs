@@ -20,6 +20,7 @@ fn ev(client: &str, port: u16, action: &'static str, topic: &str) -> Event {
         client_addr: SocketAddr::from(([10, 0, 0, 1], port)),
         client_id: Some(client.into()),
         principal: None,
+        principal_unverified: false,
         tls_subject: None,
         api: "Produce",
         api_version: 9,
@@ -150,4 +151,13 @@ async fn every_sink_gets_the_same_lines_and_a_stuck_one_drops_only_its_own() {
     let (one, stuck_after) = (counts(&stats[0].1), counts(&stats[1].1));
     assert_eq!(one, (31, 0, 0), "30 firsts and the drop report");
     assert_eq!((stuck_after.0, stuck_after.1, stuck_after.2), (0, 30, 0), "what it held at exit counts as dropped");
+}
+
+#[test]
+fn an_unverified_principal_is_marked_and_a_verified_one_is_not() {
+    let verified = serde_json::to_value(Event { principal: Some("User:alice".into()), ..ev("app", 1, "audit", "t") }).expect("json");
+    assert_eq!(verified["principal"], "User:alice");
+    assert!(verified.get("principal_unverified").is_none(), "{verified}");
+    let oauth = Event { principal: Some("User:svc".into()), principal_unverified: true, ..ev("app", 1, "audit", "t") };
+    assert_eq!(serde_json::to_value(oauth).expect("json")["principal_unverified"], true);
 }

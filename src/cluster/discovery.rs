@@ -12,6 +12,7 @@ use super::client::versions;
 use super::error::ClusterError;
 use super::view::{Cluster, ClusterView, BROKER};
 use crate::policy::topics::{defaults_from, BrokerDefaults};
+use crate::protocol::errors;
 
 /// How often broker defaults are read again.
 const DEFAULTS_REFRESH: Duration = Duration::from_secs(300);
@@ -38,7 +39,10 @@ pub async fn discover<E: std::fmt::Display>(cluster: &Cluster, learn: impl Fn(i3
 async fn discover_once<E: std::fmt::Display>(cluster: &Cluster, learn: &impl Fn(i32, &str, i32) -> Result<(), E>) -> Result<usize, String> {
     // No topics, and never auto-create: the proxy asks only for the brokers.
     let req = MetadataRequest::default().with_topics(Some(vec![])).with_allow_auto_topic_creation(false);
-    let meta = cluster.client.call(&req, versions(1, 12)).await.map_err(|e| e.to_string())?;
+    let meta = cluster.client.call(&req, versions(1, 12)).await.map_err(|e| {
+        cluster.note_failure(&e);
+        e.to_string()
+    })?;
     for b in &meta.brokers {
         learn(b.node_id.0, &b.host, b.port).map_err(|e| e.to_string())?;
     }
@@ -50,12 +54,14 @@ pub async fn refresh_defaults(cluster: &Cluster) {
     loop {
         match fetch_defaults(cluster).await {
             Ok(d) => {
+                cluster.clear_refusal();
                 if cluster.set_defaults(d) {
                     tracing::info!(?d, "broker defaults for topic rules");
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read broker defaults; topic rules keep the last known (or Kafka's shipped) defaults")
+                cluster.note_failure(&e);
+                tracing::warn!(error = %e, refused = e.is_refusal(), "cannot read broker defaults; topic rules keep the last known (or Kafka's shipped) defaults, and refuse while the cluster refuses the proxy")
             }
         }
         tokio::time::sleep(DEFAULTS_REFRESH).await;
@@ -71,6 +77,11 @@ async fn fetch_defaults(cluster: &Cluster) -> Result<BrokerDefaults, ClusterErro
         .with_resource_name(StrBytes::from_string(node.to_string()))
         .with_configuration_keys(None)]);
     let resp = cluster.client.call(&req, versions(1, 4)).await?;
+    // A broker that answers but denies the proxy its configs (an ACL) is a refusal, not defaults.
+    if let Some(r) = resp.results.iter().find(|r| errors::is_authorization(r.error_code)) {
+        let message = r.error_message.as_ref().map(|m| m.to_string());
+        return Err(ClusterError::Kafka { api: "DescribeConfigs", code: r.error_code, message });
+    }
     let entries: Vec<(String, Option<String>)> = resp
         .results
         .iter()

@@ -36,6 +36,16 @@ impl ClusterError {
         }
     }
 
+    /// Whether the cluster refused the proxy itself: its credentials (upstream.sasl) or its
+    /// ACLs. Configuration to fix, not a broker to wait for.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            ClusterError::Auth { .. } => true,
+            ClusterError::Kafka { code, .. } => errors::is_authorization(*code),
+            _ => false,
+        }
+    }
+
     /// Whether the same request may succeed if sent again (later, or to another broker).
     pub fn retriable(&self) -> bool {
         match self {
@@ -61,5 +71,8 @@ mod tests {
             assert_eq!((e.side(), e.retriable()), (side, retry), "{e}");
         }
         assert_eq!(denied.to_string(), "broker answered DescribeConfigs with ClusterAuthorizationFailed (31): no");
+        let auth = ClusterError::Auth { addr: "b:1".into(), user: "kdp".into(), reason: "invalid-proof".into() };
+        let refusals: Vec<bool> = [&io, &leader, &denied, &enc, &auth].iter().map(|e| e.is_refusal()).collect();
+        assert_eq!(refusals, [false, false, true, false, true], "credentials and ACLs are refusals, the rest is not");
     }
 }

@@ -49,6 +49,11 @@ pub trait ClusterView: Send + Sync {
     fn api_versions(&self, api_key: i16) -> Option<VersionRange>;
     /// A topic's replication factor (its smallest replica set); `None` when the topic is unknown.
     fn replication_factor(&self, topic: &str) -> impl Future<Output = Result<Option<i16>, ClusterError>> + Send;
+    /// Why the broker defaults could not be read, when the cluster refused the proxy's own
+    /// requests (credentials or ACLs): rules that depend on them then refuse, never allow.
+    fn defaults_refused(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The cluster as the proxy knows it: its brokers, its defaults, and a client to ask it.
@@ -57,6 +62,8 @@ pub struct Cluster {
     pub client: ClusterClient,
     pub metrics: Arc<Metrics>,
     defaults: RwLock<BrokerDefaults>,
+    /// Set while the cluster refuses the proxy's own requests (see `ClusterView::defaults_refused`).
+    refusal: RwLock<Option<String>>,
 }
 
 impl Cluster {
@@ -66,7 +73,21 @@ impl Cluster {
             client: ClusterClient::new(settings, metrics.clone()),
             metrics,
             defaults: RwLock::new(BrokerDefaults::KAFKA),
+            refusal: RwLock::new(None),
         }
+    }
+
+    /// Remembers a refusal of the proxy's own request (bad credentials, missing ACL); other
+    /// failures (a broker down, a timeout) leave the last known state.
+    pub fn note_failure(&self, e: &ClusterError) {
+        if e.is_refusal() {
+            *self.refusal.write().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+    }
+
+    /// The cluster answered the proxy's own request for its defaults.
+    pub fn clear_refusal(&self) {
+        *self.refusal.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Replaces the broker defaults; true when they changed.
@@ -81,6 +102,10 @@ impl Cluster {
 impl ClusterView for Cluster {
     fn broker_defaults(&self) -> BrokerDefaults {
         *self.defaults.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn defaults_refused(&self) -> Option<String> {
+        self.refusal.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn api_versions(&self, api_key: i16) -> Option<VersionRange> {

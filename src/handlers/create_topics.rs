@@ -76,9 +76,12 @@ pub fn judge(ctx: &Ctx<'_>, mut topic: CreatableTopic, validate_only: bool) -> V
     let assigned = topic.assignments.iter().map(|a| a.broker_ids.len()).min();
     let new = NewTopic { name: &name, replication_factor: topic.replication_factor, assigned_replicas: assigned, configs: &configs };
     let (rules, scope) = ctx.topic_rules(Some(&name));
-    let findings = topics::judge(rules, &ctx.defaults, &new);
     let exempt =
         ctx.policies.create_topics.exempt.client_exempt(&ctx.subject(None)) || ctx.policies.create_topics.exempt.topic_exempt(&name);
+    if let (Some(reason), false) = (&ctx.defaults_refused, exempt) {
+        return refuse_unjudged(ctx, &name, reason, validate_only);
+    }
+    let findings = topics::judge(rules, &ctx.defaults, &new);
     let action = if exempt && !findings.is_empty() { Some("exempt") } else { findings.iter().map(|f| f.action).max().map(Action::as_str) };
     let detail = serde_json::json!({
         "outcome": outcome(action),
@@ -102,6 +105,26 @@ pub fn judge(ctx: &Ctx<'_>, mut topic: CreatableTopic, validate_only: bool) -> V
         changed = true;
     }
     Verdict::Keep(topic, changed)
+}
+
+/// The cluster refuses the proxy's own requests, so what the topic would inherit is unknown:
+/// refused (fail closed), saying why, never judged against guessed defaults.
+fn refuse_unjudged(ctx: &Ctx<'_>, name: &str, reason: &str, validate_only: bool) -> Verdict {
+    let message = format!(
+        "durability proxy cannot judge topic {name}: the cluster refused the proxy's own requests for its broker defaults ({reason}); fix the proxy's upstream.sasl credentials or ACLs"
+    );
+    let detail = serde_json::json!({
+        "outcome": "refused with POLICY_VIOLATION: the cluster refuses the proxy",
+        "validate_only": validate_only,
+        "reason": reason,
+    });
+    ctx.audit.record(Event::create_topic(&ctx.origin, "reject", name.to_owned(), detail));
+    tracing::warn!(
+        topic = name,
+        reason,
+        "CreateTopics refused: the cluster refuses the proxy's own requests, so the topic cannot be judged"
+    );
+    Verdict::Refuse(refused(name, &message))
 }
 
 fn outcome(action: Option<&str>) -> &'static str {

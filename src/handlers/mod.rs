@@ -133,6 +133,8 @@ pub struct Env<'a, V> {
 pub struct Ctx<'a> {
     pub policies: &'a Policies,
     pub defaults: BrokerDefaults,
+    /// Set when the broker defaults are unknown because the cluster refused the proxy.
+    pub defaults_refused: Option<String>,
     pub audit: &'a Recorder,
     pub origin: Origin,
     pub correlation_id: i32,
@@ -171,6 +173,7 @@ impl<V: ClusterView> Env<'_, V> {
             client_addr: self.peer,
             client_id: h.client_id(frame).map(str::to_owned),
             principal: self.identity.principal(),
+            principal_unverified: self.identity.principal_unverified(),
             tls_subject: self.identity.tls_subject.clone(),
             api: api_name(h.api_key),
             api_version: h.api_version,
@@ -182,6 +185,7 @@ impl<V: ClusterView> Env<'_, V> {
         Ctx {
             policies: self.policies,
             defaults: self.cluster.broker_defaults(),
+            defaults_refused: self.cluster.defaults_refused(),
             audit: self.audit,
             origin: self.origin(frame, h),
             correlation_id: h.correlation_id,

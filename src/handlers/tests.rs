@@ -64,11 +64,12 @@ fn ctx<'a>(cfg: &'a Config, audit: &'a Recorder, version: i16) -> Ctx<'a> {
         client_addr: "10.0.0.9:5000".parse().expect("addr"),
         client_id: Some("admin-tool".into()),
         principal: None,
+        principal_unverified: false,
         tls_subject: None,
         api: "Admin",
         api_version: version,
     };
-    Ctx { policies: &cfg.policies, defaults: BrokerDefaults::KAFKA, audit, origin, correlation_id: 9 }
+    Ctx { policies: &cfg.policies, defaults: BrokerDefaults::KAFKA, defaults_refused: None, audit, origin, correlation_id: 9 }
 }
 
 fn site(frame: &Bytes, body_offset: usize, api_key: ApiKey) -> Site<'_> {
@@ -177,6 +178,28 @@ async fn durable_requests_and_exempt_topics_pass_untouched() {
     let (frame, off) = request(ApiKey::CreateTopics, 7, &req);
     let route = create_topics::handle(&ctx(&cfg, &audit, 7), &site(&frame, off, ApiKey::CreateTopics));
     assert!(matches!(route, Ok(Route::Forward(ref f, Disposition::Forward)) if *f == frame), "{route:?}");
+}
+
+#[tokio::test]
+async fn while_the_cluster_refuses_the_proxy_creates_are_refused_saying_why_except_exempt_topics() {
+    let cfg = cfg("policies:\n  create_topics:\n    exempt:\n      topics: ['scratch.*']\n");
+    let audit = audit();
+    let req =
+        CreateTopicsRequest::default().with_topics(vec![topic("orders", 3, &[("min.insync.replicas", "2")]), topic("scratch.tmp", 1, &[])]);
+    let (frame, off) = request(ApiKey::CreateTopics, 7, &req);
+    let mut c = ctx(&cfg, &audit, 7);
+    c.defaults_refused = Some("broker b:1 refused the proxy's own credentials (upstream.sasl, user kdp): invalid-proof".into());
+    let Ok(Route::Forward(fwd, Disposition::Merge(plan))) = create_topics::handle(&c, &site(&frame, off, ApiKey::CreateTopics)) else {
+        panic!("expected the exempt topic forwarded and the other refused")
+    };
+    let sent: CreateTopicsRequest = body_of(&fwd, 7);
+    assert_eq!(sent.topics.iter().map(|t| t.name.0.as_str()).collect::<Vec<_>>(), vec!["scratch.tmp"]);
+    let broker = CreateTopicsResponse::default().with_topics(vec![CreatableTopicResult::default().with_name(TopicName(s("scratch.tmp")))]);
+    let resp = frames::response(ApiKey::CreateTopics, 7, 9, &broker).expect("encode");
+    let merged: CreateTopicsResponse = response_body(&split::merge(&resp, 7, *plan).expect("merge"), ApiKey::CreateTopics, 7);
+    assert_eq!(merged.topics[0].error_code, 44, "a durable-looking topic is refused too: what it inherits is unknown");
+    let msg = merged.topics[0].error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    assert!(msg.contains("cluster refused the proxy's own requests") && msg.contains("invalid-proof"), "{msg}");
 }
 
 #[tokio::test]

@@ -45,6 +45,21 @@ pub fn name(code: i16) -> String {
     }
 }
 
+/// Whether the code says the caller lacks a permission (an ACL), not that something failed.
+pub fn is_authorization(code: i16) -> bool {
+    matches!(
+        ResponseError::try_from_code(code),
+        Some(
+            ResponseError::TopicAuthorizationFailed
+                | ResponseError::GroupAuthorizationFailed
+                | ResponseError::ClusterAuthorizationFailed
+                | ResponseError::TransactionalIdAuthorizationFailed
+                | ResponseError::DelegationTokenAuthorizationFailed
+                | ResponseError::SaslAuthenticationFailed
+        )
+    )
+}
+
 /// Whether a client retries a request that failed with this code (Kafka's classification).
 pub fn retriable(code: i16) -> bool {
     ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable())

@@ -31,6 +31,7 @@ impl Subject<'_> {
             client_addr: self.peer,
             client_id: self.info.client_id(),
             principal: self.identity.principal(),
+            principal_unverified: self.identity.principal_unverified(),
             tls_subject: self.identity.tls_subject.clone(),
             api,
             api_version,

@@ -161,7 +161,7 @@ impl SaslRelay {
         let mut state = self.state();
         state.on_server_token(error_code, token);
         if state.done() {
-            identity.set_sasl_principal(state.principal().map(|p| p.name.clone()));
+            identity.set_sasl_principal(state.principal().map(|p| (p.name.clone(), p.verified)));
             self.authenticated.store(state.authenticated(), Ordering::Relaxed);
             if let Some(problem) = state.problem() {
                 tracing::info!(?problem, "client authenticated, but its SASL token named no principal the proxy could read");

@@ -85,11 +85,12 @@ fn ctx(version: i16) -> Ctx<'static> {
         client_addr: "10.0.0.9:5000".parse().expect("addr"),
         client_id: Some("fuzz".into()),
         principal: None,
+        principal_unverified: false,
         tls_subject: None,
         api: "Admin",
         api_version: version,
     };
-    Ctx { policies: &e.cfg.policies, defaults: BrokerDefaults::KAFKA, audit: &e.audit, origin, correlation_id: 9 }
+    Ctx { policies: &e.cfg.policies, defaults: BrokerDefaults::KAFKA, defaults_refused: None, audit: &e.audit, origin, correlation_id: 9 }
 }
 
 /// Runs the legacy request handler on a client frame: `which` 0 and 1 are CreateTopics v0 and

@@ -9,6 +9,7 @@ use kafka_durability_proxy::handlers::legacy::{self as legacy_handler, Plan};
 use kafka_durability_proxy::handlers::metadata::block_auto_create;
 use kafka_durability_proxy::handlers::{split, Merge};
 use kafka_durability_proxy::protocol::encode::decode_response;
+use kafka_durability_proxy::protocol::sasl::{saslname, Mechanism, SaslState};
 use kafka_durability_proxy::protocol::{self, guard, produce_response, split_frame};
 use kafka_durability_proxy::rewrite::tail::{self, TailApi};
 use kafka_durability_proxy::rewrite::{addresses, api_versions, Endpoints, RewriteError};
@@ -51,11 +52,17 @@ pub enum Target {
     Response(Resp),
     /// `split_frame` over a read buffer, with the size cap chosen by the version (see `split_max`).
     Split,
+    /// The SASL tracker fed one token as the client's first and as the server's answers; the
+    /// version picks the mechanism (`SASL_MECHANISMS`).
+    SaslToken,
 }
+
+/// The mechanisms of the SaslToken target, by version.
+pub const SASL_MECHANISMS: [&str; 4] = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN", "OAUTHBEARER"];
 
 impl Target {
     pub fn all() -> Vec<Target> {
-        let mut all = vec![Target::Header, Target::Produce, Target::AutoCreate, Target::LegacyRequest, Target::Split];
+        let mut all = vec![Target::Header, Target::Produce, Target::AutoCreate, Target::LegacyRequest, Target::Split, Target::SaslToken];
         all.extend(Admin::ALL.iter().map(|a| Target::Guard(*a)));
         all.extend(Resp::all().into_iter().map(Target::Response));
         all
@@ -69,6 +76,7 @@ impl Target {
             Target::LegacyRequest => 0..=2,
             Target::Response(r) => r.versions(),
             Target::Split => 0..=3,
+            Target::SaslToken => 0..=3,
         }
     }
 
@@ -90,6 +98,7 @@ impl Target {
             Target::Guard(a) => a.body(v),
             Target::LegacyRequest => Just(legacy::request(v)).boxed(),
             Target::Response(r) => r.frame(v),
+            Target::SaslToken => sasl_token(v),
             Target::Split => {
                 let frame = prop_oneof![(0i16..=13).prop_flat_map(produce).prop_map(|p| p.frame), Resp::Metadata.frame(1)];
                 (vec(frame, 1..4), any::<prop::sample::Index>())
@@ -118,7 +127,7 @@ impl Target {
                 .boxed()
         };
         match self {
-            Target::Header | Target::AutoCreate | Target::Guard(_) | Target::Split => vec(any::<u8>(), 0..200).boxed(),
+            Target::Header | Target::AutoCreate | Target::Guard(_) | Target::Split | Target::SaslToken => vec(any::<u8>(), 0..200).boxed(),
             Target::Produce => prefixed(request_frame(ApiKey::Produce, v, 1, None, &[])),
             Target::LegacyRequest => {
                 let api = if v == 2 { ApiKey::DeleteTopics } else { ApiKey::CreateTopics };
@@ -219,6 +228,17 @@ impl Prepared {
             }
             Target::Response(r) => self.response(r, v),
             Target::Split => while let Ok(Some(_)) = split_frame(&mut self.buf, split_max(v)) {},
+            Target::SaslToken => {
+                let name = SASL_MECHANISMS[usize::try_from(v).unwrap_or(0).min(3)];
+                let mut state = SaslState::new(true);
+                state.on_handshake_request(Mechanism::from_name(name));
+                state.on_handshake_response(0);
+                state.on_client_token(&self.frame);
+                state.on_server_token(0, &self.frame);
+                state.on_client_token(&self.frame);
+                state.on_server_token(0, &self.frame);
+                let _ = (state.principal(), state.problem(), saslname(&String::from_utf8_lossy(&self.frame)));
+            }
         }
     }
 
@@ -264,4 +284,33 @@ pub fn empty_merge(a: Admin) -> Merge {
         Admin::CreatePartitions => Merge::CreatePartitions { order, local: vec![] },
         Admin::Reassignments => Merge::Reassignments { order, local: vec![] },
     }
+}
+
+/// A client-first SASL token as clients write it: SCRAM `n,,n=user,r=nonce`, PLAIN
+/// `authzid NUL user NUL password`, OAUTHBEARER `n,,^Aauth=Bearer header.payload.sig^A^A` with a
+/// `sub` claim in the payload (base64url, no padding).
+fn sasl_token(v: i16) -> BoxedStrategy<Vec<u8>> {
+    let name = "[a-zA-Z0-9=,._-]{0,24}";
+    match v {
+        0 | 1 => (name, "[a-zA-Z0-9]{8,32}").prop_map(|(u, r)| format!("n,,n={u},r={r}").into_bytes()).boxed(),
+        2 => (name, name).prop_map(|(u, p)| format!("\0{u}\0{p}").into_bytes()).boxed(),
+        _ => name
+            .prop_map(|sub| {
+                let payload = base64url(format!("{{\"sub\":\"{sub}\",\"exp\":1}}").as_bytes());
+                format!("n,,\x01auth=Bearer eyJhbGciOiJub25lIn0.{payload}.sig\x01\x01").into_bytes()
+            })
+            .boxed(),
+    }
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
 }

@@ -123,14 +123,32 @@ fn refused_credentials_are_reported_by_whoever_holds_them() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(bed.proxy.log().contains("SASL authentication failed"), "{}", bed.proxy.log());
-    // The proxy's own password is wrong: a config change cannot be judged and is refused, saying why.
+    // The proxy's own password is wrong: what a new topic would inherit is unknown, so even a
+    // durable-looking create is refused, saying why (never judged against guessed defaults)...
     let alice = bed.user("alice");
     let spec = r#"[{"name": "own-creds", "rf": 3, "configs": {"min.insync.replicas": "2"}}]"#;
-    assert_eq!(bed.run(&["create-topics", "--spec", spec], &alice)["results"]["own-creds"]["code"], 0);
+    let created = bed.run(&["create-topics", "--spec", spec], &alice);
+    assert_eq!(created["results"]["own-creds"]["code"], 44, "{created}");
+    let text = created.to_string();
+    assert!(text.contains("cluster refused the proxy's own requests") && text.contains("invalid-proof"), "{text}");
+    // ... and so is a config change.
     let change = bed.run(&["alter-configs", "--incremental", "--name", "own-creds", "--set", "retention.ms=86400000"], &alice);
     let text = change.to_string();
     assert!(text.contains("refused the proxy's own credentials") && text.contains("invalid-proof"), "{text}");
     assert!(bed.proxy.log().contains("refused the proxy's own credentials"), "{}", bed.proxy.log());
+    let refused = |audit: &[Value]| {
+        audit.iter().any(|l| {
+            l["event"] == "create_topic"
+                && l["action"] == "reject"
+                && l["detail"]["reason"].as_str().is_some_and(|r| r.contains("refused the proxy's own credentials"))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !refused(&bed.proxy.audit()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let audit = bed.proxy.audit();
+    assert!(refused(&audit), "the audit event says the cluster refused the proxy: {audit:#?}");
 }
 
 #[test]
