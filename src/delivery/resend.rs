@@ -199,6 +199,7 @@ async fn attempt(d: &Deliveries, item: &mut Inner, i: usize, leaders: &mut HashM
         .flat_map(|t| t.partition_responses.iter())
         .find(|r| r.index == partition);
     let Some(r) = result else { return Step::Again { refresh: false, why: "no result for the partition in the response".into() } };
+    d.metrics.produce_error(r.error_code);
     let why = describe(r.error_code, r.error_message.as_deref());
     match next_after(r.error_code) {
         Next::Done => Step::Done,

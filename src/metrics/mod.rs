@@ -19,6 +19,24 @@ const API_SLOTS: usize = 100;
 /// Error codes with their own produce-error series (Kafka's stay below this).
 const ERROR_SLOTS: usize = 140;
 
+/// The counter slot of a Kafka error code: its own number, except UNKNOWN_SERVER_ERROR (-1),
+/// which takes slot 0 (NONE is never counted as an error).
+fn error_slot(code: i16) -> Option<usize> {
+    match code {
+        -1 => Some(0),
+        0 => None,
+        c => usize::try_from(c).ok(),
+    }
+}
+
+/// The error code a counter slot stands for (the inverse of `error_slot`).
+fn slot_error(slot: usize) -> i16 {
+    match slot {
+        0 => -1,
+        s => i16::try_from(s).unwrap_or(-1),
+    }
+}
+
 const RULES: [&str; 6] =
     ["produce_acks", "create_topics", "deletes.protected_topics", "metadata.block_auto_topic_creation", "idempotence", "detectors"];
 const ACTIONS: [&str; 7] = ["upgrade", "reject", "audit", "exempt", "close", "allow", "give_up"];
@@ -115,7 +133,7 @@ impl Metrics {
     }
 
     pub fn produce_error(&self, code: i16) {
-        if let Some(c) = usize::try_from(code).ok().and_then(|c| self.detectors.produce_errors.get(c)) {
+        if let Some(c) = error_slot(code).and_then(|c| self.detectors.produce_errors.get(c)) {
             c.inc();
         }
     }
@@ -208,7 +226,7 @@ impl Metrics {
         let d = &self.detectors;
         e.family("kdp_produce_errors_total", "counter", "Partition errors in Produce responses, per error.");
         for (code, c) in d.produce_errors.iter().enumerate().filter(|(_, c)| c.get() > 0) {
-            let name = crate::protocol::errors::name(i16::try_from(code).unwrap_or(-1));
+            let name = crate::protocol::errors::name(slot_error(code));
             e.sample("kdp_produce_errors_total", &labels(&[("error", &name)]), c.get());
         }
         let singles: [(&str, &str, &Counter); 6] = [
@@ -227,7 +245,7 @@ impl Metrics {
                 "Records those consumers skipped (log start offset minus fetch offset).",
                 &d.records_skipped,
             ),
-            ("kdp_offset_commits_total", "OffsetCommit requests seen (audited when audit.offset_commits is on).", &d.offset_commits),
+            ("kdp_offset_commits_total", "OffsetCommit requests seen (audited when detectors.offset_commits is on).", &d.offset_commits),
             (
                 "kdp_auto_topic_creation_blocked_total",
                 "Metadata requests whose allow_auto_topic_creation the proxy cleared.",
@@ -322,6 +340,8 @@ mod tests {
         m.verdict("produce_acks", "upgrade");
         m.verdict("no-such-rule", "upgrade");
         m.produce_error(10);
+        m.produce_error(-1);
+        m.produce_error(0);
         let l = m.listener("bootstrap");
         l.open.inc();
         l.accepted.inc();
@@ -336,6 +356,7 @@ mod tests {
             "kdp_request_duration_seconds_bucket{api=\"Produce\",le=\"0.0005\"} 1\n",
             "kdp_policy_verdicts_total{rule=\"produce_acks\",action=\"upgrade\"} 1\n",
             "kdp_produce_errors_total{error=\"MessageTooLarge\"} 1\n",
+            "kdp_produce_errors_total{error=\"UnknownServerError\"} 1\n",
             "kdp_connections_open{listener=\"bootstrap\"} 1\n",
             "kdp_extra_total 7\n",
             "# TYPE kdp_request_duration_seconds histogram\n",
@@ -343,5 +364,6 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
         assert!(!text.contains("api=\"Fetch\""), "unused APIs have no series");
+        assert!(!text.contains("error=\"None\""), "NONE is not an error");
     }
 }

@@ -227,7 +227,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         self.inflight.fetch_sub(1, Ordering::Relaxed);
         self.proxy.metrics.inflight.dec();
         let frame = frame.freeze();
-        self.sent(&meta, if matches!(disposition, Disposition::Swallow(_)) { 0 } else { frame.len() });
+        match disposition {
+            Disposition::Swallow(_) => self.sent(&meta, 0),
+            Disposition::SaslHandshake { .. } | Disposition::SaslAuthenticate | Disposition::SaslRawToken => self.sent(&meta, frame.len()),
+            _ => {}
+        }
         if let Some(outcome) = self.sasl_response(&frame, api_version, &disposition) {
             return outcome;
         }
@@ -240,11 +244,25 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
             Disposition::Swallow(swallowed) => return self.swallow(&frame, api_version, *swallowed),
             d => self.rewrite(frame, api_version, d)?,
         };
-        match out {
-            Rewritten::Whole(b) => self.writer.push(b),
-            Rewritten::Pieces(p) => p.into_iter().for_each(|b| self.writer.push(b)),
-        }
+        // Observed once the rewritten answer is queued for the client (the write follows at once):
+        // the proxy's own response work is inside the latency, and the bytes are what the client gets.
+        let bytes = self.queue_for_client(out);
+        self.sent(&meta, bytes);
         Ok(())
+    }
+
+    /// Queues a response for the client; the bytes queued.
+    fn queue_for_client(&mut self, out: Rewritten) -> usize {
+        match out {
+            Rewritten::Whole(b) => self.push(b),
+            Rewritten::Pieces(p) => p.into_iter().map(|b| self.push(b)).sum(),
+        }
+    }
+
+    fn push(&mut self, b: Bytes) -> usize {
+        let n = b.len();
+        self.writer.push(b);
+        n
     }
 
     /// SASL responses: relayed (raw v0 tokens unwrapped) while the principal is learnt; a failed
@@ -310,6 +328,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Responses<'_, R, W> {
         drop(held);
         if scan.errors.is_empty() {
             return Ok(());
+        }
+        for e in &scan.errors {
+            self.proxy.metrics.produce_error(e.error_code);
         }
         // Each entry copies its topic's name: a bounded list keeps one long name repeated over
         // many failed partitions from costing name length x partitions.

@@ -243,6 +243,11 @@ def consume(a):
                     errors.append(e)
                 continue
             values.append(m.value().decode())
+        if a.commit and values:
+            try:
+                c.commit(asynchronous=False)
+            except Exception as e:  # noqa: BLE001 - reported as data
+                errors.append({"name": type(e).__name__, "str": str(e)})
         c.close()
     else:
         from kafka import KafkaConsumer
@@ -261,6 +266,11 @@ def consume(a):
                 continue
             for records in batch.values():
                 values.extend(r.value.decode() for r in records)
+        if a.commit and values:
+            try:
+                c.commit()
+            except KafkaError as e:
+                errors.append({"name": type(e).__name__, "str": str(e)})
         c.close()
     out({"count": len(values), "values": values, "errors": errors})
 
@@ -653,6 +663,7 @@ def main():
     c = sub.choices["consume"]
     c.add_argument("--group", default="kclient-group")
     c.add_argument("--expect", type=int, required=True)
+    c.add_argument("--commit", action="store_true", help="commit the group's offsets (synchronously) once read")
     ct = sub.choices["create-topics"]
     ct.add_argument("--spec", required=True)
     ct.add_argument("--validate-only", action="store_true")

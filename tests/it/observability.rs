@@ -85,6 +85,7 @@ fn metrics_move_with_traffic_and_agree_with_the_audit_log() {
     assert_eq!(ck["delivered"], 10, "{ck}");
     let after = scrape(&bed.proxy);
     let upgrades = value(&after, "kdp_policy_verdicts_total{action=\"upgrade\",rule=\"produce_acks\"}");
+    assert!(upgrades >= 10.0, "kafka-python's acks=1 requests were upgraded: {after:?}");
     assert!(value(&after, "kdp_requests_total{api=\"Produce\"}") - value(&before, "kdp_requests_total{api=\"Produce\"}") >= 20.0);
     assert!(value(&after, "kdp_request_duration_seconds_count{api=\"Produce\"}") >= 20.0, "latency observed per request");
     assert!(value(&after, "kdp_connections_accepted_total{listener=\"bootstrap\"}") >= 2.0);
@@ -229,4 +230,41 @@ fn the_schema_check_rejects_a_line_that_drifts() {
         let caught = std::panic::catch_unwind(|| crate::support::check_audit_line(&line)).is_err();
         assert!(caught, "a line with {field} = {} must fail the schema", line[field]);
     }
+}
+
+#[test]
+fn readyz_says_503_until_discovery_reaches_a_broker_and_admin_null_binds_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tansu_port, broker_port) = (free_port(), free_port());
+    // No broker yet: the proxy serves its bootstrap port and /healthz, but is not ready.
+    let mut proxy = Proxy::start_with(dir.path(), tansu_port, &[(crate::support::TANSU_NODE, broker_port)], &Default::default());
+    let port = proxy.admin.expect("admin");
+    assert_eq!(http_get(port, "/healthz").0, 200);
+    let (code, body) = http_get(port, "/readyz");
+    assert_eq!(code, 503, "not ready before discovery reached a broker: {body}");
+    assert_eq!(value(&scrape(&proxy), "kdp_ready"), 0.0);
+    // The broker comes up: discovery (with back-off) reaches it and the proxy turns ready.
+    let _tansu = crate::support::start_tansu(dir.path(), tansu_port, broker_port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(port, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "never ready after the broker came up: {}", proxy.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    proxy.stop();
+    assert!(proxy.log().contains("admin endpoint ready"), "{}", proxy.log());
+    // admin.listen: null turns the endpoint off: the proxy serves clients, with no endpoint.
+    let other = tempfile::tempdir().expect("dir");
+    let bootstrap = free_port();
+    let cfg = format!(
+        "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_ports: {{{node}: {}}}\n\
+         upstream:\n  bootstrap_servers: [\"127.0.0.1:{tansu_port}\"]\nadmin:\n  listen: null\n",
+        free_port(),
+        node = crate::support::TANSU_NODE
+    );
+    let mut off = Proxy::start_with_config(other.path(), bootstrap, &cfg);
+    let r = kclient(&["metadata", "--lib", "confluent", "--bootstrap", &off.addr()]);
+    assert!(r["brokers"].as_array().is_some_and(|b| !b.is_empty()), "serves clients: {r}");
+    off.stop();
+    assert!(off.admin.is_none());
+    assert!(!off.log().contains("admin endpoint ready"), "{}", off.log());
 }

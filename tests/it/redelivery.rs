@@ -317,6 +317,8 @@ fn a_retriable_error_on_one_partition_resends_only_that_partition() {
     let audit = b.proxy.audit();
     assert!(audit.iter().any(|l| l["event"] == "unseen_produce_error" && l["detail"]["redelivering_partitions"] == 1), "{audit:?}");
     assert_eq!(metric(&b.proxy, "kdp_redelivered_records_total"), 5.0);
+    // Errors the client never sees are counted too: the first answer and the first re-send.
+    assert_eq!(metric(&b.proxy, "kdp_produce_errors_total{error=\"NotEnoughReplicas\"}"), 2.0);
 }
 
 #[test]

@@ -11,12 +11,18 @@ const STRONG: [(&str, &str, &str); 2] = [("confluent", "all", "ck-all"), ("kafka
 const PER_CLIENT: usize = 20;
 
 fn produce(bed: &Bed, lib: &str, acks: &str, client_id: &str, topic: &str, count: usize) -> serde_json::Value {
-    kclient(&[
+    produce_with(bed, lib, acks, client_id, topic, count, &[])
+}
+
+/// `produce` with extra client options (e.g. `--conf enable.idempotence=true`).
+fn produce_with(bed: &Bed, lib: &str, acks: &str, client_id: &str, topic: &str, count: usize, extra: &[&str]) -> serde_json::Value {
+    let (addr, count) = (bed.proxy.addr(), count.to_string());
+    let mut args = vec![
         "produce",
         "--lib",
         lib,
         "--bootstrap",
-        &bed.proxy.addr(),
+        &addr,
         "--topic",
         topic,
         "--acks",
@@ -26,9 +32,11 @@ fn produce(bed: &Bed, lib: &str, acks: &str, client_id: &str, topic: &str, count
         "--prefix",
         client_id,
         "--count",
-        &count.to_string(),
+        &count,
         "--one-per-request",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    kclient(&args)
 }
 
 fn consume_all(bed: &Bed, topic: &str, expect: usize) -> Vec<String> {
@@ -255,4 +263,64 @@ fn large_acks_all_requests_are_forwarded_while_they_arrive_and_every_record_is_r
     std::thread::sleep(Duration::from_millis(1500));
     let audit = bed.proxy.audit();
     assert!(audit.iter().any(|l| l["event"] == "non_idempotent_producer" && l["client_id"] == "bulk"), "{audit:?}");
+}
+
+#[test]
+fn idempotence_reject_refuses_producers_without_a_producer_id_with_the_rules_message() {
+    let mut bed = Bed::start("policies:\n  idempotence:\n    action: reject\n    exempt:\n      client_ids: ['legacy-*']\n");
+    bed.create_topic("idem");
+    // kafka-python 2.x sends no producer id unless asked: refused, with the proxy's message.
+    let r = produce(&bed, "kafka-python", "all", "kp-plain", "idem", 2);
+    assert_eq!(r["delivered"], 0, "{r}");
+    assert!(
+        r["errors"].as_array().expect("errors").iter().all(|e| e["name"] == "PolicyViolationError"
+            && e["str"].as_str().is_some_and(|s| s.contains("durability proxy rule idempotence: records without a producer id"))),
+        "kafka-python surfaces PolicyViolationError with the proxy's message: {r}"
+    );
+    // librdkafka without idempotence: POLICY_VIOLATION (44).
+    let r = produce_with(&bed, "confluent", "all", "ck-plain", "idem", 2, &["--conf", "enable.idempotence=false"]);
+    assert_eq!(r["delivered"], 0, "{r}");
+    assert!(r["errors"].as_array().expect("errors").iter().all(|e| e["code"] == 44), "librdkafka surfaces POLICY_VIOLATION: {r}");
+    // Idempotent producers and exempt clients pass.
+    let r = produce_with(&bed, "confluent", "all", "ck-idem", "idem", 3, &["--conf", "enable.idempotence=true", "--conf", "retries=5"]);
+    assert_eq!(r["delivered"], 3, "an idempotent producer is unaffected: {r}");
+    let r = produce(&bed, "kafka-python", "all", "legacy-app", "idem", 2);
+    assert_eq!(r["delivered"], 2, "an exempt client passes: {r}");
+    for id in ["kp-plain", "ck-plain"] {
+        assert!(bed.relay.produces(id).is_empty(), "{id}: the broker must never see a refused request");
+    }
+    assert_eq!(consume_all(&bed, "idem", 5).len(), 5);
+    bed.proxy.stop();
+    let lines = bed.proxy.audit();
+    let action =
+        |id: &str| lines.iter().find(|l| l["event"] == "non_idempotent_producer" && l["client_id"] == id).map(|l| l["action"].clone());
+    assert_eq!(action("kp-plain"), Some("reject".into()), "{lines:#?}");
+    assert_eq!(action("ck-plain"), Some("reject".into()));
+    assert_eq!(action("legacy-app"), Some("exempt".into()));
+    assert_eq!(action("ck-idem"), None, "an idempotent producer is not reported");
+}
+
+#[test]
+fn offset_commits_of_real_consumers_are_audited_when_the_detector_is_on() {
+    let mut bed = Bed::start("detectors:\n  offset_commits: true\n");
+    bed.create_topic("committed");
+    assert_eq!(produce(&bed, "confluent", "all", "ck-commits", "committed", 4)["delivered"], 4);
+    for (lib, group) in [("confluent", "g-ck"), ("kafka-python", "g-kp")] {
+        let addr = bed.proxy.addr();
+        let args = ["consume", "--lib", lib, "--bootstrap", &addr, "--topic", "committed", "--expect", "4", "--group", group, "--commit"];
+        let r = kclient(&args);
+        assert_eq!(r["count"], 4, "{lib}: {r}");
+        assert_eq!(r["errors"], serde_json::json!([]), "{lib}: {r}");
+    }
+    bed.proxy.stop();
+    let lines = bed.proxy.audit();
+    for group in ["g-ck", "g-kp"] {
+        let commit = lines
+            .iter()
+            .find(|l| l["event"] == "offset_commit" && l["detail"]["group"] == group)
+            .unwrap_or_else(|| panic!("no offset_commit for {group}: {lines:#?}"));
+        assert_eq!(commit["topics"], serde_json::json!(["committed"]), "{commit}");
+        assert_eq!((commit["detail"]["partition"].as_i64(), commit["detail"]["offset"].as_i64()), (Some(0), Some(4)), "{commit}");
+        assert!(commit["detail"]["member"].as_str().is_some_and(|m| !m.is_empty()), "the member is named: {commit}");
+    }
 }
