@@ -4,8 +4,9 @@
 //! - `protocol`: bytes on the wire — cursor, frames, header peeks, the acks patch, guards,
 //!   the API/version table, frame building, the one table of Kafka error codes, the principal
 //!   read from a relayed SASL exchange, record batches and producer stamping. Knows no policy.
-//! - `net`: transports (plain TCP; TLS to come), framed reading and vectored writing,
-//!   listeners and the accept loop with shutdown.
+//! - `net`: transports (plain TCP or rustls TLS, with certificate reload and the peer
+//!   certificate's subject), framed reading and vectored writing, listeners with connection
+//!   limits and the accept loop with shutdown.
 //! - `cluster`: what the proxy knows of and asks of the cluster — topology, discovery, broker
 //!   defaults, its own pooled client with side-typed errors and SASL client, its own idempotent
 //!   producer (the audit topic's writer), the `ClusterView` trait.
@@ -24,6 +25,9 @@
 //! - `config`: serde types (`file`), validation, reload.
 //! - `state`: the shared state a reload swaps and sessions read.
 //! - `server`: wiring — state, listeners, discovery, shutdown.
+//! - `identity`: who a connection is (SASL principal, certificate subject and its mapping).
+//! - `metrics`: counters and histograms made once, bumped with an atomic add, rendered as
+//!   Prometheus text; `ops`: the admin endpoint (/metrics, /healthz, /readyz).
 //! - `error`, `pattern`: connection errors by side; name patterns.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
