@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::secure::{kclient_secure, start_haproxy_tls, ClientSecurity, Pki};
+use crate::support::secure::{kclient_secure, start_haproxy_mtls, start_haproxy_tls, ClientSecurity, Pki};
 use crate::support::{free_port, kclient, start_tansu, wait_for_port, Bed, Proxy, Sections, TANSU_NODE};
 
 fn listen_tls(pki: &Pki, extra: &str) -> String {
@@ -179,6 +179,63 @@ fn the_proxy_speaks_tls_to_brokers_behind_haproxy() {
     assert_eq!(read["count"], 20, "{read}");
     proxy.stop();
     assert!(proxy.audit().iter().any(|l| l["client_id"] == "plain-app" && l["action"] == "upgrade"));
+}
+
+/// Whether the proxy's /readyz says ready within `secs` (discovery reached a broker).
+fn ready_within(proxy: &Proxy, secs: u64) -> bool {
+    let port = proxy.admin.expect("admin");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if crate::observability::http_get(port, "/readyz").0 == 200 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn the_proxy_presents_its_certificate_to_brokers_that_require_one_and_checks_their_name() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::generate(&dir.path().join("pki"));
+    let (tansu_port, tls_port, node_port) = (free_port(), free_port(), free_port());
+    // haproxy in front of tansu requires a client certificate from the test CA (mTLS).
+    let _haproxy = start_haproxy_mtls(dir.path(), tls_port, tansu_port, &pki.server_combined, &pki.ca);
+    let _tansu = start_tansu(dir.path(), tansu_port, tls_port);
+    let own = pki.client_cert("proxy", "CN=kdp-proxy,O=Example");
+    let start = |name: &str, upstream: String| {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).expect("dir");
+        Proxy::start_with(&sub, tls_port, &[(TANSU_NODE, node_port)], &Sections { upstream, ..Sections::default() })
+    };
+    // Without upstream.tls cert_file/key_file the broker side refuses the proxy: never ready.
+    let mut bare = start("bare", format!("  tls:\n    ca_file: {}\n", pki.ca.display()));
+    assert!(!ready_within(&bare, 4), "a broker requiring a client certificate let the proxy in without one");
+    bare.stop();
+    assert!(bare.log().contains("broker discovery failed"), "{}", bare.log());
+    // A server_name the broker's certificate does not carry fails verification.
+    let tls = |server_name: &str| {
+        format!(
+            "  tls:\n    ca_file: {}\n    server_name: {server_name}\n    cert_file: {}\n    key_file: {}\n",
+            pki.ca.display(),
+            own.cert.display(),
+            own.key.display()
+        )
+    };
+    let mut misnamed = start("misnamed", tls("kafka.wrong.example"));
+    assert!(!ready_within(&misnamed, 4), "a certificate for another name was accepted");
+    misnamed.stop();
+    assert!(misnamed.log().contains("broker discovery failed"), "{}", misnamed.log());
+    // With its certificate and the broker's name, discovery, admin judging and clients work.
+    let mut proxy = start("good", tls("localhost"));
+    assert!(ready_within(&proxy, 30), "{}", proxy.log());
+    let spec = r#"[{"name": "mtls", "rf": 3, "configs": {"min.insync.replicas": "2"}}]"#;
+    assert_eq!(kclient(&["create-topics", "--bootstrap", &proxy.addr(), "--spec", spec])["results"]["mtls"]["code"], 0);
+    let r = kclient(&["produce", "--bootstrap", &proxy.addr(), "--topic", "mtls", "--acks", "1", "--count", "10"]);
+    assert_eq!(r["delivered"], 10, "{r}");
+    let read = kclient(&["consume", "--bootstrap", &proxy.addr(), "--topic", "mtls", "--expect", "10", "--group", "g-mtls"]);
+    assert_eq!(read["count"], 10, "{read}");
+    proxy.stop();
 }
 
 /// A TLS client that trusts `ca`: connects, returns the certificate the server presented.
