@@ -181,6 +181,27 @@ fn the_proxy_speaks_tls_to_brokers_behind_haproxy() {
     assert!(proxy.audit().iter().any(|l| l["client_id"] == "plain-app" && l["action"] == "upgrade"));
 }
 
+#[test]
+fn client_auth_requested_takes_a_certificate_when_offered_and_serves_clients_without_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::generate(&dir.path().join("pki"));
+    let carol = pki.client_cert("carol", "O=Example,CN=carol");
+    let rules = format!("    client_auth: requested\n    ca_file: {}\n", pki.ca.display());
+    let mut bed = Bed::start_with(dir, &Sections { listen: listen_tls(&pki, &rules), ..Sections::default() });
+    let spec = r#"[{"name": "optional", "rf": 3, "configs": {"min.insync.replicas": "2"}}]"#;
+    let created = kclient_secure(&["create-topics", "--bootstrap", &bed.proxy.addr(), "--spec", spec], &ClientSecurity::ssl(&pki.ca));
+    assert_eq!(created["results"]["optional"]["code"], 0, "{created}");
+    let anon = produce(&bed.proxy.addr(), "kafka-python", "anon-app", "optional", 1, &ClientSecurity::ssl(&pki.ca));
+    assert_eq!(anon["delivered"], 1, "no certificate is fine when it is only requested: {anon}");
+    let with = produce(&bed.proxy.addr(), "confluent", "carol-app", "optional", 1, &ClientSecurity::ssl(&pki.ca).with_client_cert(&carol));
+    assert_eq!(with["delivered"], 1, "{with}");
+    bed.proxy.stop();
+    let audit = bed.proxy.audit();
+    let line = |id: &str| audit.iter().find(|l| l["client_id"] == id).cloned().unwrap_or_else(|| panic!("{id}: {audit:#?}"));
+    assert!(line("anon-app").get("principal").is_none(), "no certificate, no principal");
+    assert_eq!(line("carol-app")["principal"], "User:CN=carol,O=Example", "an offered certificate names the principal");
+}
+
 /// Whether the proxy's /readyz says ready within `secs` (discovery reached a broker).
 fn ready_within(proxy: &Proxy, secs: u64) -> bool {
     let port = proxy.admin.expect("admin");
