@@ -700,6 +700,30 @@ fn connection_limits_refuse_and_idle_connections_are_closed() {
     assert!(again.recv().is_some(), "slots freed by idle closes are reusable");
 }
 
+#[test]
+fn the_total_connection_limit_refuses_beyond_it_and_a_closed_connection_frees_its_slot() {
+    let c = cluster("limits:\n  max_connections: 2\n  max_connections_per_source: 100\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !c.proxy.log().contains("connection closed") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut held: Vec<RawClient> = (0..2).map(|_| RawClient::connect(c.proxy.bootstrap)).collect();
+    for (i, h) in held.iter_mut().enumerate() {
+        h.send(&metadata_req(i as i32, "total"));
+        assert!(h.recv().is_some(), "connection {i} is served");
+    }
+    let mut third = RawClient::connect(c.proxy.bootstrap);
+    third.send(&metadata_req(9, "total"));
+    assert!(third.recv().is_none(), "a third connection is refused");
+    let log = c.proxy.log();
+    assert!(log.contains("refusing client connection") && log.contains("(limits.max_connections)"), "{log}");
+    drop(held.pop());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut again = RawClient::connect(c.proxy.bootstrap);
+    again.send(&metadata_req(11, "total"));
+    assert!(again.recv().is_some(), "the closed connection's slot is reusable");
+}
+
 /// Runs tests/clients/burst.py against a port: (connected, slow connects over 0.9 s).
 fn burst(port: u16, n: usize) -> (u64, u64) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/burst.py");
