@@ -92,6 +92,25 @@ pub struct ListenTls {
     /// `DEFAULT`, applied in order to the client certificate's subject (RFC 2253).
     #[serde(default = "default_mapping_rules")]
     pub principal_mapping_rules: Vec<String>,
+    /// What the mapping rules are applied to: the subject (Kafka's behaviour), or the first
+    /// subject alternative name of a kind (service meshes name workloads by URI SAN).
+    #[serde(default)]
+    pub principal_source: PrincipalSource,
+}
+
+/// The part of a client certificate that names its principal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalSource {
+    /// The subject, RFC 2253 (`CN=alice,OU=payments,O=Example`).
+    #[default]
+    Subject,
+    /// The first DNS name among the subject alternative names.
+    SanDns,
+    /// The first URI (e.g. `spiffe://example.org/ns/payments/sa/app`).
+    SanUri,
+    /// The first email address (rfc822Name).
+    SanEmail,
 }
 
 fn default_mapping_rules() -> Vec<String> {

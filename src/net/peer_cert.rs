@@ -1,9 +1,29 @@
 //! A peer certificate's subject in RFC 2253 form (`CN=alice,OU=payments,O=Example`), most
-//! specific attribute first, as Kafka's X500Principal shows it: the input of the principal
-//! mapping rules and the `tls_subject` of audit events.
+//! specific attribute first, as Kafka's X500Principal shows it: the `tls_subject` of audit events
+//! and, by default, the input of the principal mapping rules; or one of its subject alternative
+//! names when `listen.tls.principal_source` says so.
 
 use rustls_pki_types::CertificateDer;
+use x509_parser::extensions::GeneralName;
 use x509_parser::objects::{oid2abbrev, oid_registry};
+
+use crate::config::file::PrincipalSource;
+
+/// What the principal mapping rules are applied to: the subject, or the first subject
+/// alternative name of the configured kind (None when the certificate has none).
+pub fn principal_input(der: &CertificateDer<'_>, subject: &str, source: PrincipalSource) -> Option<String> {
+    if source == PrincipalSource::Subject {
+        return Some(subject.to_owned());
+    }
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let san = cert.subject_alternative_name().ok().flatten()?;
+    san.value.general_names.iter().find_map(|name| match (source, name) {
+        (PrincipalSource::SanDns, GeneralName::DNSName(v))
+        | (PrincipalSource::SanUri, GeneralName::URI(v))
+        | (PrincipalSource::SanEmail, GeneralName::RFC822Name(v)) => Some((*v).to_owned()),
+        _ => None,
+    })
+}
 
 /// The subject, or None when the certificate cannot be parsed (the handshake verified it, so
 /// this would be an unusual encoding).
@@ -44,4 +64,44 @@ fn escape(v: &str) -> String {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+
+    use super::*;
+
+    fn cert(sans: Vec<SanType>) -> CertificateDer<'static> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "Example");
+        dn.push(DnType::CommonName, "app");
+        params.distinguished_name = dn;
+        params.subject_alt_names = sans;
+        params.self_signed(&KeyPair::generate().expect("key")).expect("sign").der().clone()
+    }
+
+    #[test]
+    fn the_principal_input_is_the_subject_or_the_first_san_of_the_configured_kind() {
+        let der = cert(vec![
+            SanType::DnsName("app.payments.svc".try_into().expect("dns")),
+            SanType::URI("spiffe://example.org/ns/payments/sa/app".try_into().expect("uri")),
+            SanType::Rfc822Name("app@example.org".try_into().expect("email")),
+            SanType::DnsName("second.example.org".try_into().expect("dns")),
+        ]);
+        let subject = subject_of(&der).expect("subject");
+        assert_eq!(subject, "CN=app,O=Example");
+        let cases = [
+            (PrincipalSource::Subject, Some("CN=app,O=Example")),
+            (PrincipalSource::SanDns, Some("app.payments.svc")),
+            (PrincipalSource::SanUri, Some("spiffe://example.org/ns/payments/sa/app")),
+            (PrincipalSource::SanEmail, Some("app@example.org")),
+        ];
+        for (source, want) in cases {
+            assert_eq!(principal_input(&der, &subject, source).as_deref(), want, "{source:?}");
+        }
+        let bare = cert(vec![]);
+        assert_eq!(principal_input(&bare, "CN=app,O=Example", PrincipalSource::SanUri), None, "no SAN, no principal");
+    }
 }

@@ -202,6 +202,40 @@ fn client_auth_requested_takes_a_certificate_when_offered_and_serves_clients_wit
     assert_eq!(line("carol-app")["principal"], "User:CN=carol,O=Example", "an offered certificate names the principal");
 }
 
+#[test]
+fn a_uri_san_can_name_the_principal_for_audit_and_scopes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::generate(&dir.path().join("pki"));
+    let spiffe = |ns: &str| rcgen::SanType::URI(format!("spiffe://example.org/ns/{ns}/sa/app").try_into().expect("uri"));
+    let payments = pki.client_cert_with_sans("payments", "O=Example,CN=workload", vec![spiffe("payments")]);
+    let ops = pki.client_cert_with_sans("ops", "O=Example,CN=workload", vec![spiffe("ops")]);
+    let rules = format!(
+        "    client_auth: required\n    ca_file: {}\n    principal_source: san_uri\n    principal_mapping_rules: ['RULE:^spiffe:\\/\\/example.org\\/ns\\/([^\\/]*)\\/.*$/$1/']\n",
+        pki.ca.display()
+    );
+    let policies = "policies:\n  scopes:\n    - name: payments-strict\n      match: {principals: ['User:payments']}\n      produce_acks: {action: reject}\n";
+    let mut bed = Bed::start_with(dir, &Sections { listen: listen_tls(&pki, &rules), extra: policies.into(), ..Sections::default() });
+    let as_ops = ClientSecurity::ssl(&pki.ca).with_client_cert(&ops);
+    let spec = r#"[{"name": "mesh", "rf": 3, "configs": {"min.insync.replicas": "2"}}]"#;
+    let created = kclient_secure(&["create-topics", "--bootstrap", &bed.proxy.addr(), "--spec", spec], &as_ops);
+    assert_eq!(created["results"]["mesh"]["code"], 0, "{created}\n{}", bed.proxy.log());
+    let p = produce(&bed.proxy.addr(), "confluent", "payments-app", "mesh", 1, &ClientSecurity::ssl(&pki.ca).with_client_cert(&payments));
+    assert!(
+        p["errors"].as_array().is_some_and(|e| e.len() == 1 && e.iter().all(|e| e["code"] == 21)),
+        "the payments scope rejects acks=1: {p}"
+    );
+    let o = produce(&bed.proxy.addr(), "confluent", "ops-app", "mesh", 1, &as_ops);
+    assert_eq!(o["delivered"], 1, "{o}");
+    bed.proxy.stop();
+    let audit = bed.proxy.audit();
+    let line = |id: &str| audit.iter().find(|l| l["client_id"] == id).cloned().unwrap_or_else(|| panic!("{id}: {audit:#?}"));
+    assert_eq!(
+        (line("payments-app")["principal"].as_str(), line("payments-app")["tls_subject"].as_str()),
+        (Some("User:payments"), Some("CN=workload,O=Example"))
+    );
+    assert_eq!(line("ops-app")["principal"], "User:ops");
+}
+
 /// Whether the proxy's /readyz says ready within `secs` (discovery reached a broker).
 fn ready_within(proxy: &Proxy, secs: u64) -> bool {
     let port = proxy.admin.expect("admin");

@@ -73,7 +73,13 @@ impl Pki {
     /// attributes, no escapes, e.g. `CN=alice,OU=payments,O=Example`), signed by this CA, written
     /// to `NAME.pem` and `NAME.key`.
     pub fn client_cert(&self, name: &str, subject: &str) -> CertFiles {
+        self.client_cert_with_sans(name, subject, Vec::new())
+    }
+
+    /// As [`Pki::client_cert`], with subject alternative names (e.g. a SPIFFE URI).
+    pub fn client_cert_with_sans(&self, name: &str, subject: &str, sans: Vec<rcgen::SanType>) -> CertFiles {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.subject_alt_names = sans;
         params.distinguished_name = dn(subject);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         sign(&self.dir, name, params, &self.issuer).0
