@@ -253,3 +253,23 @@ fn unauthenticated_clients_cannot_make_the_proxy_buffer_large_frames() {
     login(&mut alice, "alice", "alice-secret");
     assert_eq!(ask(&mut alice, &big), Some(7), "the same frame is carried once authenticated");
 }
+
+#[test]
+fn the_proxys_password_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tansu_port, node_port, bootstrap) = (free_port(), free_port(), free_port());
+    let _tansu = start_tansu_sasl(dir.path(), tansu_port, tansu_port, &USERS);
+    let cfg = format!(
+        "listen:\n  bind_host: 127.0.0.1\n  advertised_host: 127.0.0.1\n  bootstrap_port: {bootstrap}\n  broker_ports: {{{TANSU_NODE}: {node_port}}}\n\
+         upstream:\n  bootstrap_servers: [\"127.0.0.1:{tansu_port}\"]\n  sasl:\n    mechanism: SCRAM-SHA-256\n    username: kdp\n    password_env: KDP_TEST_UPSTREAM_PASSWORD\n\
+         admin:\n  listen: null\n"
+    );
+    let mut proxy = Proxy::start_with_env(dir.path(), bootstrap, &cfg, &[("KDP_TEST_UPSTREAM_PASSWORD", "proxy-secret")]);
+    wait_for_port(node_port, "broker listener from discovery with the password from the environment");
+    let who = ClientSecurity::sasl_plaintext("alice", "alice-secret", Scram::Sha256);
+    let spec = r#"[{"name": "env-pw", "rf": 3, "configs": {"min.insync.replicas": "2"}}]"#;
+    let created = kclient_secure(&["create-topics", "--bootstrap", &proxy.addr(), "--spec", spec], &who);
+    assert_eq!(created["results"]["env-pw"]["code"], 0, "judged with the proxy's own login: {created}\n{}", proxy.log());
+    proxy.stop();
+    assert!(!proxy.log().contains("proxy-secret"), "the password is never logged");
+}

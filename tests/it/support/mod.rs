@@ -142,6 +142,11 @@ impl Proxy {
     }
 
     pub fn start_with_config(dir: &Path, bootstrap: u16, cfg: &str) -> Proxy {
+        Self::start_with_env(dir, bootstrap, cfg, &[])
+    }
+
+    /// As `start_with_config`, with extra environment variables for the proxy process.
+    pub fn start_with_env(dir: &Path, bootstrap: u16, cfg: &str, env: &[(&str, &str)]) -> Proxy {
         let cfg_path = dir.join("proxy.yaml");
         std::fs::write(&cfg_path, cfg).expect("write config");
         let log = std::fs::File::create(dir.join("proxy.log")).expect("log");
@@ -151,6 +156,7 @@ impl Proxy {
             .arg("--config")
             .arg(&cfg_path)
             .env("RUST_LOG", "info,kafka_durability_proxy=debug")
+            .envs(env.iter().copied())
             .stdout(stdout)
             .stderr(log)
             .spawn()
