@@ -30,6 +30,17 @@ pub struct Config {
 
 impl Config {
     /// Listener port for a broker node id, or `None` when it falls outside 1..=65535.
+    /// Whether `host:port` is one of this proxy's own listeners (by the names it binds and
+    /// advertises): a broker advertising it would make the proxy connect to itself.
+    pub fn is_own_listener(&self, host: &str, port: i32) -> bool {
+        let Ok(port) = u16::try_from(port) else { return false };
+        let own_host = host.eq_ignore_ascii_case(&self.listen.advertised_host) || host == self.listen.bind_host;
+        let own_port = port == self.listen.bootstrap_port
+            || self.listen.broker_ports.values().any(|p| *p == port)
+            || self.listen.broker_port_base.is_some_and(|base| port >= base);
+        own_host && own_port
+    }
+
     pub fn port_for_node(&self, node_id: i32) -> Option<u16> {
         if let Some(p) = self.listen.broker_ports.get(&node_id) {
             return Some(*p);

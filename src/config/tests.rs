@@ -56,6 +56,23 @@ fn explicit_port_map_wins_over_base() {
 }
 
 #[test]
+fn a_broker_address_that_is_the_proxys_own_listener_is_recognised() {
+    let cfg = parse(MINIMAL).expect("valid");
+    let cases = [
+        ("proxy.local", 19092, true),
+        ("PROXY.local", 19211, true),
+        ("proxy.local", 19100, true),
+        ("proxy.local", 9092, false),
+        ("broker", 19092, false),
+        ("0.0.0.0", 19092, true),
+        ("proxy.local", -1, false),
+    ];
+    for (host, port, own) in cases {
+        assert_eq!(cfg.is_own_listener(host, port), own, "{host}:{port}");
+    }
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let text = "
 listen:

@@ -25,6 +25,8 @@ pub enum RewriteError {
     Encode { api: &'static str, version: i16, reason: String },
     #[error("broker node {node_id} has no proxy listener (its port would fall outside 1-65535; set listen.broker_ports)")]
     NoListener { node_id: i32 },
+    #[error("broker node {node_id} advertises {addr}, which is this proxy's own listener: the proxy would connect to itself; the broker's advertised.listeners must name the broker, not the proxy")]
+    SelfLoop { node_id: i32, addr: String },
 }
 
 /// A response to send in place of the broker's: either one new buffer, or pieces that share the

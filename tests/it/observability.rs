@@ -268,3 +268,24 @@ fn readyz_says_503_until_discovery_reaches_a_broker_and_admin_null_binds_nothing
     assert!(off.admin.is_none());
     assert!(!off.log().contains("admin endpoint ready"), "{}", off.log());
 }
+
+#[test]
+fn a_broker_advertising_the_proxys_own_address_is_refused_not_looped_through() {
+    // tansu's advertised.listeners name the proxy's broker port: followed, the proxy would connect
+    // to itself until its connection limit (about 10,000 connections, found by accident).
+    let dir = tempfile::tempdir().expect("dir");
+    let (tansu_port, node_port) = (free_port(), free_port());
+    let _tansu = crate::support::start_tansu(dir.path(), tansu_port, node_port);
+    let mut proxy = Proxy::start_with(dir.path(), tansu_port, &[(crate::support::TANSU_NODE, node_port)], &Default::default());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !proxy.log().contains("which is this proxy's own listener") {
+        assert!(Instant::now() < deadline, "{}", proxy.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = kclient(&["metadata", "--lib", "confluent", "--bootstrap", &proxy.addr(), "--timeout", "3"]);
+    assert_eq!(http_get(proxy.admin.expect("admin"), "/readyz").0, 503, "never ready through a loop");
+    let accepted = value(&scrape(&proxy), "kdp_connections_accepted_total{listener=\"bootstrap\"}");
+    assert!(accepted < 20.0, "no connection storm: {accepted} accepted");
+    proxy.stop();
+    assert!(!proxy.log().contains("listening for broker node"), "no listener bound for a looping address: {}", proxy.log());
+}
