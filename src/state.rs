@@ -225,7 +225,7 @@ pub struct ProxyEndpoints(Arc<Proxy>);
 
 impl Endpoints for ProxyEndpoints {
     fn proxy_address(&self, node_id: i32, host: &str, port: i32) -> Result<(StrBytes, i32), RewriteError> {
-        if self.0.config().is_own_listener(host, port) {
+        if self.0.config().is_own_listener(node_id, host, port) {
             let e = RewriteError::SelfLoop { node_id, addr: format!("{host}:{port}") };
             tracing::error!(error = %e, "refusing a broker address that loops back to the proxy");
             return Err(e);

@@ -30,14 +30,15 @@ pub struct Config {
 
 impl Config {
     /// Listener port for a broker node id, or `None` when it falls outside 1..=65535.
-    /// Whether `host:port` is one of this proxy's own listeners (by the names it binds and
-    /// advertises): a broker advertising it would make the proxy connect to itself.
-    pub fn is_own_listener(&self, host: &str, port: i32) -> bool {
+    /// Whether `host:port`, advertised for broker `node_id`, is one of this proxy's own
+    /// listeners (by the names it binds and advertises: its bootstrap port, a port of the
+    /// explicit map, or the port this node gets): the proxy would connect to itself.
+    pub fn is_own_listener(&self, node_id: i32, host: &str, port: i32) -> bool {
         let Ok(port) = u16::try_from(port) else { return false };
         let own_host = host.eq_ignore_ascii_case(&self.listen.advertised_host) || host == self.listen.bind_host;
         let own_port = port == self.listen.bootstrap_port
             || self.listen.broker_ports.values().any(|p| *p == port)
-            || self.listen.broker_port_base.is_some_and(|base| port >= base);
+            || self.port_for_node(node_id) == Some(port);
         own_host && own_port
     }
 

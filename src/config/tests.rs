@@ -58,17 +58,19 @@ fn explicit_port_map_wins_over_base() {
 #[test]
 fn a_broker_address_that_is_the_proxys_own_listener_is_recognised() {
     let cfg = parse(MINIMAL).expect("valid");
+    // Node 111 gets 19211 (base 19100); a broker on the proxy's host with another port is not it.
     let cases = [
         ("proxy.local", 19092, true),
         ("PROXY.local", 19211, true),
-        ("proxy.local", 19100, true),
+        ("proxy.local", 19100, false),
+        ("proxy.local", 40000, false),
         ("proxy.local", 9092, false),
         ("broker", 19092, false),
         ("0.0.0.0", 19092, true),
         ("proxy.local", -1, false),
     ];
     for (host, port, own) in cases {
-        assert_eq!(cfg.is_own_listener(host, port), own, "{host}:{port}");
+        assert_eq!(cfg.is_own_listener(111, host, port), own, "{host}:{port}");
     }
 }
 

@@ -244,7 +244,7 @@ fn readyz_says_503_until_discovery_reaches_a_broker_and_admin_null_binds_nothing
     assert_eq!(code, 503, "not ready before discovery reached a broker: {body}");
     assert_eq!(value(&scrape(&proxy), "kdp_ready"), 0.0);
     // The broker comes up: discovery (with back-off) reaches it and the proxy turns ready.
-    let _tansu = crate::support::start_tansu(dir.path(), tansu_port, broker_port);
+    let _tansu = crate::support::start_tansu(dir.path(), tansu_port, tansu_port);
     let deadline = Instant::now() + Duration::from_secs(30);
     while http_get(port, "/readyz").0 != 200 {
         assert!(Instant::now() < deadline, "never ready after the broker came up: {}", proxy.log());
