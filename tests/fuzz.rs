@@ -280,3 +280,23 @@ proptest! {
         no_panic(&format!("{r:?} v{v}"), &frame.clone(), || check_response(r, v, &frame))??;
     }
 }
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// The OffsetCommit target's valid frames are read back as the detector reads them, so its
+    /// fuzzing starts from frames the walk accepts.
+    #[test]
+    fn valid_offset_commits_are_read_back((v, frame) in (2i16..=9).prop_flat_map(|v| (Just(v), fuzz_support::targets::Target::OffsetCommit.valid(v)))) {
+        let h = protocol::peek_request_header(&frame).expect("header");
+        let (group, _member, commits) = kafka_durability_proxy::protocol::groups::offset_commit(&frame, &h).expect("a valid OffsetCommit is read");
+        prop_assert_eq!(kafka_durability_proxy::protocol::groups::group_id(&frame, &h), Some(group.as_str()), "v{}", v);
+        let mut body = Bytes::copy_from_slice(&frame[h.body_offset.expect("body")..]);
+        let req = kafka_protocol::messages::OffsetCommitRequest::decode(&mut body, v).expect("decode");
+        prop_assert_eq!(group.as_str(), req.group_id.0.as_str());
+        let want: Vec<(String, i32, i64)> =
+            req.topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index, p.committed_offset))).collect();
+        let got: Vec<(String, i32, i64)> = commits.into_iter().map(|c| (c.topic, c.partition, c.offset)).collect();
+        prop_assert_eq!(got, want, "v{}", v);
+    }
+}

@@ -10,7 +10,7 @@ use kafka_durability_proxy::handlers::metadata::block_auto_create;
 use kafka_durability_proxy::handlers::{split, Merge};
 use kafka_durability_proxy::protocol::encode::decode_response;
 use kafka_durability_proxy::protocol::sasl::{saslname, Mechanism, SaslState};
-use kafka_durability_proxy::protocol::{self, guard, produce_response, split_frame};
+use kafka_durability_proxy::protocol::{self, batch, fetch, groups, guard, produce_response, split_frame};
 use kafka_durability_proxy::rewrite::tail::{self, TailApi};
 use kafka_durability_proxy::rewrite::{addresses, api_versions, Endpoints, RewriteError};
 use kafka_protocol::messages::{ApiKey, DescribeConfigsResponse};
@@ -55,6 +55,9 @@ pub enum Target {
     /// The SASL tracker fed one token as the client's first and as the server's answers; the
     /// version picks the mechanism (`SASL_MECHANISMS`).
     SaslToken,
+    /// `protocol::groups` on an OffsetCommit request frame, v2-9 (the group id every group
+    /// request names, and the commits the offset-commit detector audits).
+    OffsetCommit,
 }
 
 /// The mechanisms of the SaslToken target, by version.
@@ -62,7 +65,15 @@ pub const SASL_MECHANISMS: [&str; 4] = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN
 
 impl Target {
     pub fn all() -> Vec<Target> {
-        let mut all = vec![Target::Header, Target::Produce, Target::AutoCreate, Target::LegacyRequest, Target::Split, Target::SaslToken];
+        let mut all = vec![
+            Target::Header,
+            Target::Produce,
+            Target::AutoCreate,
+            Target::LegacyRequest,
+            Target::Split,
+            Target::SaslToken,
+            Target::OffsetCommit,
+        ];
         all.extend(Admin::ALL.iter().map(|a| Target::Guard(*a)));
         all.extend(Resp::all().into_iter().map(Target::Response));
         all
@@ -77,6 +88,7 @@ impl Target {
             Target::Response(r) => r.versions(),
             Target::Split => 0..=3,
             Target::SaslToken => 0..=3,
+            Target::OffsetCommit => 2..=9,
         }
     }
 
@@ -99,6 +111,7 @@ impl Target {
             Target::LegacyRequest => Just(legacy::request(v)).boxed(),
             Target::Response(r) => r.frame(v),
             Target::SaslToken => sasl_token(v),
+            Target::OffsetCommit => offset_commit(v),
             Target::Split => {
                 let frame = prop_oneof![(0i16..=13).prop_flat_map(produce).prop_map(|p| p.frame), Resp::Metadata.frame(1)];
                 (vec(frame, 1..4), any::<prop::sample::Index>())
@@ -129,6 +142,7 @@ impl Target {
         match self {
             Target::Header | Target::AutoCreate | Target::Guard(_) | Target::Split | Target::SaslToken => vec(any::<u8>(), 0..200).boxed(),
             Target::Produce => prefixed(request_frame(ApiKey::Produce, v, 1, None, &[])),
+            Target::OffsetCommit => prefixed(request_frame(ApiKey::OffsetCommit, v, 1, Some("c"), &[])),
             Target::LegacyRequest => {
                 let api = if v == 2 { ApiKey::DeleteTopics } else { ApiKey::CreateTopics };
                 prefixed(request_frame(api, v % 2, 1, Some("c"), &[]))
@@ -212,6 +226,9 @@ impl Prepared {
                 let Some(h) = protocol::peek_request_header(&self.buf) else { return };
                 let Some(head) = protocol::peek_produce(&self.buf, &h) else { return };
                 let _ = protocol::produce_topics(&self.buf, &h, &head);
+                // What the idempotence rule and the redelivery stamper read: the batch headers.
+                let _ = (batch::all_idempotent(&self.buf, &h, &head), batch::produce_batches(&self.buf, &h, &head));
+                let _ = batch::partition_records(&self.buf, &h, &head);
                 let _ = protocol::patch_acks(&mut self.buf, &head, -1);
             }
             Target::AutoCreate => {
@@ -239,6 +256,11 @@ impl Prepared {
                 state.on_server_token(0, &self.frame);
                 let _ = (state.principal(), state.problem(), saslname(&String::from_utf8_lossy(&self.frame)));
             }
+            Target::OffsetCommit => {
+                if let Some(h) = protocol::peek_request_header(&self.frame) {
+                    let _ = (groups::group_id(&self.frame, &h), groups::offset_commit(&self.frame, &h));
+                }
+            }
         }
     }
 
@@ -256,6 +278,8 @@ impl Prepared {
                 }
             }
             Resp::Fetch => {
+                // What the consumer-skip detector reads, then the KIP-951 tail rewrite.
+                let _ = fetch::response_errors(f, v);
                 if let Some(off) = tail::fetch_tagged_offset(f, v) {
                     drop(tail::rewrite(f, off, TailApi::Fetch, v, &eps));
                 }
@@ -313,4 +337,24 @@ fn base64url(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// An OffsetCommit request frame as consumers send it: a group, a member, topics with
+/// partitions and offsets.
+fn offset_commit(v: i16) -> BoxedStrategy<Vec<u8>> {
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest, TopicName};
+    let partition = (any::<i32>(), any::<i64>())
+        .prop_map(|(i, o)| OffsetCommitRequestPartition::default().with_partition_index(i).with_committed_offset(o));
+    let topic = (super::name(), vec(partition, 0..4))
+        .prop_map(|(n, p)| OffsetCommitRequestTopic::default().with_name(TopicName(super::s(&n))).with_partitions(p));
+    (super::name(), "[a-z0-9-]{0,12}", vec(topic, 0..4))
+        .prop_map(move |(group, member, topics)| {
+            let req = OffsetCommitRequest::default()
+                .with_group_id(GroupId(super::s(&group)))
+                .with_member_id(super::s(&member))
+                .with_topics(topics);
+            request_frame(ApiKey::OffsetCommit, v, 7, Some("consumer"), &super::requests::encode(&req, v))
+        })
+        .boxed()
 }
