@@ -161,3 +161,24 @@ fn an_unverified_principal_is_marked_and_a_verified_one_is_not() {
     let oauth = Event { principal: Some("User:svc".into()), principal_unverified: true, ..ev("app", 1, "audit", "t") };
     assert_eq!(serde_json::to_value(oauth).expect("json")["principal_unverified"], true);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_summary_adds_up_the_record_counts_of_its_repeats() {
+    let (w, r) = tokio::io::duplex(1 << 20);
+    let (log, task) = spawn(Box::new(w), 100, Duration::from_secs(60));
+    for (records, skipped) in [(5, 100), (7, 200), (11, 300)] {
+        log.record(Event {
+            detail: serde_json::json!({"records": records, "records_skipped": skipped, "note": "x"}),
+            ..ev("app", 1, "audit", "t")
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    task.finish().await;
+    drop(log);
+    let lines = lines(r).await;
+    assert_eq!(kinds(&lines, "first")[0]["detail"]["records"], 5);
+    let summary = kinds(&lines, "summary")[0].clone();
+    assert_eq!(summary["count"], 2);
+    assert_eq!(summary["detail"]["records"], 11, "the detail is the last repeat's");
+    assert_eq!(summary["detail"]["window_totals"], serde_json::json!({"records": 18, "records_skipped": 500}), "{summary}");
+}

@@ -6,7 +6,7 @@
 //! the same lines through its own bounded queue: a slow or failing sink drops and counts only its
 //! own, reported as an `audit_dropped` line naming it on the other sinks.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -193,7 +193,23 @@ struct Tally {
     /// Repeats since the last line for this key.
     count: u64,
     topics: BTreeSet<String>,
+    /// Record counts of those repeats, summed (`SUMMED` fields of their details).
+    totals: BTreeMap<&'static str, i64>,
     last: Event,
+}
+
+/// Detail fields that count records: a summary line adds them up over its repeats
+/// (`detail.window_totals`), where its own detail is only the last repeat's.
+const SUMMED: [&str; 3] = ["records", "records_dropped", "records_skipped"];
+
+impl Tally {
+    fn add(&mut self, ev: &Event) {
+        for field in SUMMED {
+            if let Some(n) = ev.detail.get(field).and_then(serde_json::Value::as_i64) {
+                *self.totals.entry(field).or_default() += n;
+            }
+        }
+    }
 }
 
 struct Writer {
@@ -251,11 +267,12 @@ impl Writer {
             Some(p) => {
                 p.count += 1;
                 p.topics.extend(ev.topics.iter().cloned());
+                p.add(&ev);
                 p.last = ev;
             }
             None => {
                 self.push_event("first", &ev, 1, None);
-                self.keys.insert(key, Tally { count: 0, topics: BTreeSet::new(), last: ev });
+                self.keys.insert(key, Tally { count: 0, topics: BTreeSet::new(), totals: BTreeMap::new(), last: ev });
             }
         }
     }
@@ -270,6 +287,10 @@ impl Writer {
             }
             let mut ev = p.last.clone();
             ev.topics = std::mem::take(&mut p.topics).into_iter().collect();
+            let totals = std::mem::take(&mut p.totals);
+            if let (false, Some(detail)) = (totals.is_empty(), ev.detail.as_object_mut()) {
+                detail.insert("window_totals".into(), serde_json::json!(totals));
+            }
             summaries.push((ev, p.count));
             p.count = 0;
             true
