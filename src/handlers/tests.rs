@@ -27,6 +27,8 @@ use crate::protocol::guard;
 use crate::protocol::header::response_header_len;
 use crate::protocol::{peek_request_header, SIZE_LEN};
 
+mod cluster_view;
+
 fn cfg(extra: &str) -> Config {
     crate::config::parse(&format!(
         "listen:\n  advertised_host: p\n  bootstrap_port: 1\n  broker_port_base: 100\nupstream:\n  bootstrap_servers: ['b:1']\n{extra}"
