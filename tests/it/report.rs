@@ -321,3 +321,30 @@ fn config_and_run_config_start_the_proxy() {
         wait_for_port(port, &format!("proxy started with {form:?}"));
     }
 }
+
+#[test]
+fn report_totals_what_a_real_proxy_wrote() {
+    // The sample above is written by hand; this log is the proxy's own, from real clients.
+    let mut bed = crate::support::Bed::start("");
+    bed.create_topic("reported");
+    let produce = |lib: &str, id: &str, acks: &str, n: usize| crate::with_tansu::produce_with(&bed, lib, acks, id, "reported", n, &[]);
+    assert_eq!(produce("kafka-python", "kp-weak", "1", 12)["delivered"], 12);
+    assert_eq!(produce("confluent", "ck-zero", "0", 7)["errors"], serde_json::json!([]));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    bed.proxy.stop();
+    let log = bed.proxy.dir.join("audit.jsonl");
+    let out = kdp(&["report", "--format", "json", log.to_str().expect("utf-8 path")], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON array");
+    let count = |key: &str, rule: &str, action: &str| {
+        rows.as_array()
+            .expect("array")
+            .iter()
+            .find(|r| r["key"] == key && r["rule"] == rule && r["action"] == action)
+            .and_then(|r| r["count"].as_u64())
+    };
+    assert_eq!(count("kp-weak", "produce_acks", "upgrade"), Some(12), "one upgrade per request: {rows:#}");
+    assert_eq!(count("kp-weak", "idempotence", "audit"), Some(12), "kafka-python's batches carry no producer id");
+    assert!(count("ck-zero", "produce_acks", "upgrade").is_some_and(|n| n >= 1), "{rows:#}");
+    assert!(out.stderr.contains(" 0 skipped;"), "every line the proxy wrote is read: {}", out.stderr);
+}

@@ -15,7 +15,7 @@ fn produce(bed: &Bed, lib: &str, acks: &str, client_id: &str, topic: &str, count
 }
 
 /// `produce` with extra client options (e.g. `--conf enable.idempotence=true`).
-fn produce_with(bed: &Bed, lib: &str, acks: &str, client_id: &str, topic: &str, count: usize, extra: &[&str]) -> serde_json::Value {
+pub fn produce_with(bed: &Bed, lib: &str, acks: &str, client_id: &str, topic: &str, count: usize, extra: &[&str]) -> serde_json::Value {
     let (addr, count) = (bed.proxy.addr(), count.to_string());
     let mut args = vec![
         "produce",
