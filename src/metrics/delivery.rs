@@ -46,8 +46,7 @@ impl DeliveryMetrics {
             ("kdp_redelivery_held_bytes", "Bytes of those requests (limits.redelivery_bytes_*).", &self.held_bytes),
         ];
         for (name, help, g) in gauges {
-            e.family(name, "gauge", help);
-            e.sample(name, "", g.get());
+            e.single(name, "gauge", help, g.get());
         }
         let counters: [(&str, &str, &Counter); 5] = [
             (
@@ -69,8 +68,7 @@ impl DeliveryMetrics {
             ),
         ];
         for (name, help, c) in counters {
-            e.family(name, "counter", help);
-            e.sample(name, "", c.get());
+            e.single(name, "counter", help, c.get());
         }
         e.family("kdp_redelivery_unheld_requests_total", "counter", "Upgraded acks=0 requests forwarded without being held, per reason.");
         for ((_, reason), c) in UNHELD.iter().zip(&self.unheld) {

@@ -110,6 +110,12 @@ impl Encoder {
         let _ = writeln!(self.out, "{name}{labels} {value}");
     }
 
+    /// A family of one unlabelled sample (a plain counter or gauge).
+    pub fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, "", value);
+    }
+
     /// The bucket, sum and count samples of one histogram (cumulative buckets, `+Inf` last).
     pub fn histogram(&mut self, name: &str, label_pairs: &[(&str, &str)], h: &Histogram) {
         let mut cumulative = 0u64;

@@ -60,6 +60,14 @@ pub struct ApiMetrics {
     pub latency: Histogram,
 }
 
+impl ApiMetrics {
+    /// One client request of `bytes` (its whole frame), forwarded or answered.
+    pub fn request(&self, bytes: usize) {
+        self.requests.inc();
+        self.request_bytes.add(bytes as u64);
+    }
+}
+
 /// What the detectors saw.
 #[derive(Debug, Default)]
 pub struct Detectors {
@@ -179,14 +187,13 @@ impl Metrics {
                 e.sample(name, &labels(&[("listener", &l.name)]), pick(l));
             }
         }
-        e.family("kdp_inflight_requests", "gauge", "Requests forwarded to brokers and not yet answered.");
-        e.sample("kdp_inflight_requests", "", self.inflight.get());
-        e.family(
+        e.single("kdp_inflight_requests", "gauge", "Requests forwarded to brokers and not yet answered.", self.inflight.get());
+        e.single(
             "kdp_cut_through_requests_total",
             "counter",
             "Produce requests forwarded while still arriving (limits.cut_through_bytes).",
+            self.cut_through.get(),
         );
-        e.sample("kdp_cut_through_requests_total", "", self.cut_through.get());
     }
 
     fn encode_apis(&self, e: &mut Encoder) {
@@ -258,28 +265,38 @@ impl Metrics {
             ),
         ];
         for (name, help, c) in singles {
-            e.family(name, "counter", help);
-            e.sample(name, "", c.get());
+            e.single(name, "counter", help, c.get());
         }
     }
 
     fn encode_upstream(&self, e: &mut Encoder) {
-        e.family("kdp_upstream_connect_failures_total", "counter", "Failed connections to brokers (client sessions and the proxy's own).");
-        e.sample("kdp_upstream_connect_failures_total", "", self.upstream_connect_failures.get());
+        e.single(
+            "kdp_upstream_connect_failures_total",
+            "counter",
+            "Failed connections to brokers (client sessions and the proxy's own).",
+            self.upstream_connect_failures.get(),
+        );
         e.family("kdp_upstream_connect_duration_seconds", "histogram", "Time to connect to a broker (TCP, and TLS when on).");
         e.histogram("kdp_upstream_connect_duration_seconds", &[], &self.upstream_connect);
-        e.family("kdp_cluster_request_failures_total", "counter", "The proxy's own requests to the cluster that failed.");
-        e.sample("kdp_cluster_request_failures_total", "", self.cluster_request_failures.get());
-        e.family("kdp_ready", "gauge", "1 when the proxy is ready for traffic (discovery reached a broker, not draining).");
-        e.sample("kdp_ready", "", self.ready.get());
+        e.single(
+            "kdp_cluster_request_failures_total",
+            "counter",
+            "The proxy's own requests to the cluster that failed.",
+            self.cluster_request_failures.get(),
+        );
+        e.single(
+            "kdp_ready",
+            "gauge",
+            "1 when the proxy is ready for traffic (discovery reached a broker, not draining).",
+            self.ready.get(),
+        );
     }
 }
 
 /// The audit writer's own counters, which it owns (the binary passes this as `encode`'s `extra`):
 /// kept here so that every family the endpoint can export is written by this crate.
 pub fn encode_audit(e: &mut Encoder, dropped: u64, sinks: &[SinkSample]) {
-    e.family("kdp_audit_events_dropped_total", "counter", "Audit events dropped because the writer's queue was full.");
-    e.sample("kdp_audit_events_dropped_total", "", dropped);
+    e.single("kdp_audit_events_dropped_total", "counter", "Audit events dropped because the writer's queue was full.", dropped);
     type Pick = fn(&SinkSample) -> u64;
     let families: [(&str, &str, &str, Pick); 4] = [
         ("kdp_audit_sink_lines_written_total", "counter", "Audit lines a sink wrote (Kafka: acknowledged with acks=all), per sink.", |s| {
@@ -332,8 +349,7 @@ mod tests {
     #[test]
     fn series_appear_once_used_and_unknown_keys_share_one() {
         let m = Metrics::new();
-        m.api(0).requests.inc();
-        m.api(0).request_bytes.add(100);
+        m.api(0).request(100);
         m.api(0).latency.observe(Duration::from_micros(300));
         m.api(12_345).requests.inc();
         m.api(-1).requests.inc();

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::inflight::{Meta, Pending};
 use super::requests::Requests;
 use crate::error::SessionError;
-use crate::handlers::{self, Disposition, Env};
+use crate::handlers::{self, Disposition};
 use crate::net::ReadError;
 use crate::protocol::versions::allowed;
 use crate::protocol::{peek_request_header, RequestHeader};
@@ -72,11 +72,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         let meta = Meta { api_key: header.api_key, started };
         let disposition = Disposition::Produce { tail: header.api_version >= 10 };
         let pending = Pending::Expect { correlation_id: header.correlation_id, api_version: header.api_version, disposition, meta };
-        self.inflight.fetch_add(1, Ordering::Relaxed);
-        self.proxy.metrics.inflight.inc();
-        // The response side must know about a request before the broker can answer it.
-        let tx = self.tx.as_ref().ok_or_else(|| SessionError::Proxy("response side ended".into()))?;
-        tx.send(pending).await.map_err(|_| SessionError::Proxy("response side ended".into()))?;
+        self.queue_pending(pending).await?;
         let mut sent = 0;
         loop {
             let buffered = self.reader.buffered_bytes();
@@ -91,9 +87,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             self.read_more().await?;
         }
         let frame = self.reader.take(total).ok_or_else(|| SessionError::Proxy("forwarded frame not buffered".into()))?;
-        let api = self.proxy.metrics.api(header.api_key);
-        api.requests.inc();
-        api.request_bytes.add(total as u64);
+        self.proxy.metrics.api(header.api_key).request(total);
         self.proxy.metrics.cut_through.inc();
         self.observe(&frame, &header);
         Ok(())
@@ -103,15 +97,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
     fn observe(&mut self, frame: &[u8], header: &RequestHeader) {
         self.info.note_client_id(&mut self.seen, header.client_id(frame));
         let cfg = self.proxy.config();
-        let env = Env {
-            policies: &cfg.policies,
-            audit: &self.proxy.audit,
-            cluster: &self.proxy.cluster,
-            peer: self.peer,
-            identity: self.identity,
-            metrics: &self.proxy.metrics,
-        };
-        if let Err(e) = handlers::produce::observe(&env, frame, header) {
+        if let Err(e) = handlers::produce::observe(&self.env(&cfg), frame, header) {
             tracing::debug!(peer = %self.peer, error = %e, "Produce forwarded as it arrived could not be read whole afterwards");
         }
     }

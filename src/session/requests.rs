@@ -199,7 +199,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
     /// Handles one request; true when the connection is to be closed after what is queued.
     pub(super) async fn handle(&mut self, frame: BytesMut) -> Result<bool, SessionError> {
         let started = Instant::now();
-        let size = frame.len() as u64;
+        let size = frame.len();
         let (route, correlation_id, api_version, api_key) = if self.sasl.expecting_raw_token() {
             let (bytes, corr) = self.sasl.wrap_raw_token(&frame).map_err(handler_error)?;
             (Route::Forward(bytes, Disposition::SaslRawToken), corr, 0, ApiKey::SaslAuthenticate as i16)
@@ -211,9 +211,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             };
             (route, header.correlation_id, header.api_version, header.api_key)
         };
-        let api = self.proxy.metrics.api(api_key);
-        api.requests.inc();
-        api.request_bytes.add(size);
+        self.proxy.metrics.api(api_key).request(size);
         if self.lame.load(Ordering::Relaxed) {
             // Dropping the route hands a held request to the re-sender; nothing else can be
             // answered any more.
@@ -222,17 +220,36 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
         }
         let (bytes, pending) = Pending::of(route, correlation_id, api_version, Meta { api_key, started });
         let closing = matches!(pending, Pending::Close);
-        if matches!(pending, Pending::Expect { .. }) {
-            self.inflight.fetch_add(1, Ordering::Relaxed);
-            self.proxy.metrics.inflight.inc();
-        }
-        // The response side must know about a request before the broker can answer it.
-        let tx = self.tx.as_ref().ok_or_else(|| SessionError::Proxy("response side ended".into()))?;
-        tx.send(pending).await.map_err(|_| SessionError::Proxy("response side ended".into()))?;
+        self.queue_pending(pending).await?;
         if let Some(bytes) = bytes {
             self.writer.push(bytes);
         }
         Ok(closing)
+    }
+
+    /// Tells the response side what to do with a request's answer, counting it in flight when one
+    /// is expected. It must know before the broker can answer, so this comes before the forward.
+    pub(super) async fn queue_pending(&self, pending: Pending) -> Result<(), SessionError> {
+        if matches!(pending, Pending::Expect { .. }) {
+            self.inflight.fetch_add(1, Ordering::Relaxed);
+            self.proxy.metrics.inflight.inc();
+        }
+        let ended = || SessionError::Proxy("response side ended".into());
+        let tx = self.tx.as_ref().ok_or_else(ended)?;
+        tx.send(pending).await.map_err(|_| ended())
+    }
+
+    /// What requests are judged with: the policies in force, the audit log, the cluster, and
+    /// who this connection is.
+    pub(super) fn env<'c>(&'c self, cfg: &'c crate::config::Config) -> Env<'c, crate::cluster::Cluster> {
+        Env {
+            policies: &cfg.policies,
+            audit: &self.proxy.audit,
+            cluster: &self.proxy.cluster,
+            peer: self.peer,
+            identity: self.identity,
+            metrics: &self.proxy.metrics,
+        }
     }
 
     /// Stamps an upgraded acks=0 request with this connection's producer id and holds it until
@@ -333,15 +350,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
             Some(ApiKey::SaslAuthenticate) if sasl => self.sasl.authenticate(frame, header),
             _ => {
                 let cfg = self.proxy.config();
-                let env = Env {
-                    policies: &cfg.policies,
-                    audit: &self.proxy.audit,
-                    cluster: &self.proxy.cluster,
-                    peer: self.peer,
-                    identity: self.identity,
-                    metrics: &self.proxy.metrics,
-                };
-                handlers::route(&env, frame, header).await
+                handlers::route(&self.env(&cfg), frame, header).await
             }
         }
     }
