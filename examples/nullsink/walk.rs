@@ -4,6 +4,7 @@
 //! the request is malformed. Flexible versions are noted per API.
 
 use kafka_durability_proxy::protocol::cursor::Cursor;
+use kafka_durability_proxy::protocol::fetch::{self, RequestEntry};
 
 /// Topic name (raw bytes) and, per partition, (index, value).
 pub type Topics<'a, T> = Vec<(&'a [u8], Vec<(i32, T)>)>;
@@ -27,37 +28,21 @@ fn name<'a>(c: &mut Cursor<'a>, flex: bool) -> Option<&'a [u8]> {
     Some(c.string_v(flex)?.unwrap_or_default())
 }
 
-/// Fetch v4-12 (flexible from 12): each topic's partitions and fetch offsets.
+/// Fetch v4-12 (flexible from 12): each topic's partitions and fetch offsets, by the proxy's own
+/// request walk.
 pub fn fetch(body: &[u8], version: i16) -> Option<Topics<'_, i64>> {
-    let flex = version >= 12;
-    let mut c = Cursor::new(body);
-    c.skip(4 + 4 + 4 + 4 + 1)?; // replica_id, max_wait_ms, min_bytes, max_bytes, isolation_level
-    if version >= 7 {
-        c.skip(8)?; // session_id, session_epoch
-    }
-    let mut topics = Vec::new();
-    for _ in 0..c.bounded_array_len_v(flex)? {
-        let topic = name(&mut c, flex)?;
-        let mut parts = Vec::new();
-        for _ in 0..c.bounded_array_len_v(flex)? {
-            let partition = c.i32()?;
-            if version >= 9 {
-                c.i32()?; // current_leader_epoch
+    let mut topics: Topics<'_, i64> = Vec::new();
+    fetch::walk_request(body, 0, version, |entry| {
+        match entry {
+            RequestEntry::Topic(name) => topics.push((name, Vec::new())),
+            RequestEntry::Partition { partition, offset } => {
+                if let Some((_, parts)) = topics.last_mut() {
+                    parts.push((partition, offset));
+                }
             }
-            let offset = c.i64()?;
-            if version >= 12 {
-                c.i32()?; // last_fetched_epoch
-            }
-            if version >= 5 {
-                c.i64()?; // log_start_offset
-            }
-            c.i32()?; // partition_max_bytes
-            tags(&mut c, flex)?;
-            parts.push((partition, offset));
         }
-        tags(&mut c, flex)?;
-        topics.push((topic, parts));
-    }
+        false
+    })?;
     Some(topics)
 }
 

@@ -92,9 +92,16 @@ fn partition(c: &mut Cursor<'_>, version: i16, flexible: bool, topic: &[u8]) -> 
     Some((error_code != 0).then(|| PartitionError { topic: topic(), partition, error_code, high_watermark, log_start_offset }))
 }
 
-/// The offset a Fetch request (v4+, frame with its header at `body_offset`) asked for one
-/// topic partition.
-pub fn request_offset(frame: &[u8], body_offset: usize, version: i16, topic: &str, partition: i32) -> Option<i64> {
+/// What a Fetch request names, in order: a topic (its raw name, or 16-byte id from v13), then
+/// each of its partitions with the offset fetched from.
+pub enum RequestEntry<'a> {
+    Topic(&'a [u8]),
+    Partition { partition: i32, offset: i64 },
+}
+
+/// Walks a Fetch request (v4+, its body at `body_offset`), handing `visit` every topic and
+/// partition in order until it returns true. None when the request is malformed.
+pub fn walk_request<'a>(frame: &'a [u8], body_offset: usize, version: i16, mut visit: impl FnMut(RequestEntry<'a>) -> bool) -> Option<()> {
     let flexible = version >= 12;
     let mut c = Cursor::at(frame, body_offset);
     if version <= 14 {
@@ -105,9 +112,11 @@ pub fn request_offset(frame: &[u8], body_offset: usize, version: i16, topic: &st
         c.skip(8)?; // session_id, session_epoch
     }
     for _ in 0..c.bounded_array_len_v(flexible)? {
-        let key = topic_key(topic_raw(&mut c, version, flexible)?, version);
+        if visit(RequestEntry::Topic(topic_raw(&mut c, version, flexible)?)) {
+            return Some(());
+        }
         for _ in 0..c.bounded_array_len_v(flexible)? {
-            let p = c.i32()?;
+            let partition = c.i32()?;
             if version >= 9 {
                 c.i32()?; // current_leader_epoch
             }
@@ -120,13 +129,30 @@ pub fn request_offset(frame: &[u8], body_offset: usize, version: i16, topic: &st
             }
             c.i32()?; // partition_max_bytes
             tags(&mut c, flexible)?;
-            if key == topic && p == partition {
-                return Some(offset);
+            if visit(RequestEntry::Partition { partition, offset }) {
+                return Some(());
             }
         }
         tags(&mut c, flexible)?;
     }
-    None
+    Some(())
+}
+
+/// The offset a Fetch request (v4+, frame with its header at `body_offset`) asked for one
+/// topic partition.
+pub fn request_offset(frame: &[u8], body_offset: usize, version: i16, topic: &str, partition: i32) -> Option<i64> {
+    let (mut in_topic, mut found) = (false, None);
+    walk_request(frame, body_offset, version, |entry| match entry {
+        RequestEntry::Topic(raw) => {
+            in_topic = topic_key(raw, version) == topic;
+            false
+        }
+        RequestEntry::Partition { partition: p, offset } => {
+            found = (in_topic && p == partition).then_some(offset);
+            found.is_some()
+        }
+    })?;
+    found
 }
 
 #[cfg(test)]
