@@ -87,24 +87,38 @@ async fn read_frame(r: &mut (impl AsyncReadExt + Unpin), buf: &mut [u8]) -> usiz
     4 + n
 }
 
+/// A session as the proxy runs one, over in-memory pipes.
+struct Piped {
+    client: tokio::io::DuplexStream,
+    broker: tokio::io::DuplexStream,
+    proxy: std::sync::Arc<state::Proxy>,
+    /// The audit writer lives as long as the session.
+    _writer: audit::WriterHandle,
+}
+
+fn session_over_pipes(cfg: &str, peer: &str) -> Piped {
+    let cfg = config::parse(cfg).expect("config");
+    let (log, writer) = audit::spawn(Box::new(tokio::io::sink()), 1000, Duration::from_secs(60));
+    let proxy = state::Proxy::new(cfg, log).expect("state");
+    let (client, proxy_client) = tokio::io::duplex(4 << 20);
+    let (proxy_broker, broker) = tokio::io::duplex(4 << 20);
+    let (cr, cw) = tokio::io::split(proxy_client);
+    let (br, bw) = tokio::io::split(proxy_broker);
+    let peer: SocketAddr = peer.parse().expect("addr");
+    let p = proxy.clone();
+    tokio::spawn(async move { session::serve_halves(&p, peer, &Default::default(), (cr, cw), (br, bw)).await });
+    Piped { client, broker, proxy, _writer: writer }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn records_are_not_copied_when_forwarding_produce_and_fetch() {
     // Node 7 appears in the Fetch response's endpoints: it gets a real listener on a free port.
     let node7 = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
-    let cfg = config::parse(&format!(
+    let cfg = format!(
         "listen:\n  bind_host: 127.0.0.1\n  advertised_host: proxy\n  bootstrap_port: 1\n  broker_ports: {{7: {node7}}}\n\
          upstream:\n  bootstrap_servers: ['b:1']\n"
-    ))
-    .expect("config");
-    let (log, _writer) = audit::spawn(Box::new(tokio::io::sink()), 1000, Duration::from_secs(60));
-    let proxy = state::Proxy::new(cfg, log).expect("state");
-    let (mut client, proxy_client) = tokio::io::duplex(4 << 20);
-    let (proxy_broker, mut broker) = tokio::io::duplex(4 << 20);
-    let (cr, cw) = tokio::io::split(proxy_client);
-    let (br, bw) = tokio::io::split(proxy_broker);
-    let peer: SocketAddr = "127.0.0.1:5555".parse().expect("addr");
-    let p = proxy.clone();
-    tokio::spawn(async move { session::serve_halves(&p, peer, &Default::default(), (cr, cw), (br, bw)).await });
+    );
+    let Piped { mut client, mut broker, _writer, .. } = session_over_pipes(&cfg, "127.0.0.1:5555");
     let mut buf = vec![0u8; 2 * RECORDS + 4096];
 
     // Produce: the first round warms up buffers and pipes; the second is measured.
@@ -157,17 +171,8 @@ async fn records_are_not_copied_when_forwarding_produce_and_fetch() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_large_acks_all_produce_is_forwarded_while_it_arrives_without_a_copy() {
-    let cfg = config::parse("listen:\n  bind_host: 127.0.0.1\n  advertised_host: proxy\n  bootstrap_port: 1\n  broker_port_base: 20000\nupstream:\n  bootstrap_servers: ['b:1']\n")
-        .expect("config");
-    let (log, _writer) = audit::spawn(Box::new(tokio::io::sink()), 1000, Duration::from_secs(60));
-    let proxy = state::Proxy::new(cfg, log).expect("state");
-    let (mut client, proxy_client) = tokio::io::duplex(4 << 20);
-    let (proxy_broker, mut broker) = tokio::io::duplex(4 << 20);
-    let (cr, cw) = tokio::io::split(proxy_client);
-    let (br, bw) = tokio::io::split(proxy_broker);
-    let peer: SocketAddr = "127.0.0.1:5556".parse().expect("addr");
-    let p = proxy.clone();
-    tokio::spawn(async move { session::serve_halves(&p, peer, &Default::default(), (cr, cw), (br, bw)).await });
+    let cfg = "listen:\n  bind_host: 127.0.0.1\n  advertised_host: proxy\n  bootstrap_port: 1\n  broker_port_base: 20000\nupstream:\n  bootstrap_servers: ['b:1']\n";
+    let Piped { mut client, mut broker, proxy, _writer } = session_over_pipes(cfg, "127.0.0.1:5556");
     let mut buf = vec![0u8; 2 * RECORDS + 4096];
     for (round, fill) in [(0, 5u8), (1, 6u8)] {
         let frame = produce_frame_acks(30 + round, fill, -1);
