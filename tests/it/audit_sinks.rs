@@ -128,25 +128,8 @@ fn json(lines: &[String]) -> Vec<Value> {
 }
 
 fn produce_weak(proxy: &Proxy, lib: &str, acks: &str, id: &str, topic: &str, count: usize) {
-    let count = count.to_string();
-    let args = [
-        "produce",
-        "--lib",
-        lib,
-        "--bootstrap",
-        &proxy.addr(),
-        "--topic",
-        topic,
-        "--acks",
-        acks,
-        "--client-id",
-        id,
-        "--prefix",
-        id,
-        "--count",
-        &count,
-        "--one-per-request",
-    ];
+    let (addr, count) = (proxy.addr(), count.to_string());
+    let args = crate::support::produce_args(&addr, lib, acks, id, topic, &count);
     let r = kclient(&args);
     assert_eq!(r["errors"], serde_json::json!([]), "{id}: {r}");
 }

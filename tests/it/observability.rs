@@ -58,24 +58,9 @@ fn metrics_move_with_traffic_and_agree_with_the_audit_log() {
     bed.create_topic("observed");
     let before = scrape(&bed.proxy);
     assert_eq!(value(&before, "kdp_ready"), 1.0, "discovery reached tansu");
+    let addr = bed.proxy.addr();
     let produce = |lib: &str, id: &str, extra: &[&str]| {
-        let addr = bed.proxy.addr();
-        let mut args = vec![
-            "produce",
-            "--lib",
-            lib,
-            "--bootstrap",
-            &addr,
-            "--topic",
-            "observed",
-            "--acks",
-            "1",
-            "--client-id",
-            id,
-            "--count",
-            "10",
-            "--one-per-request",
-        ];
+        let mut args = crate::support::produce_args(&addr, lib, "1", id, "observed", "10");
         args.extend_from_slice(extra);
         kclient(&args)
     };

@@ -20,24 +20,7 @@ fn listen_tls(pki: &Pki, extra: &str) -> String {
 
 fn produce(addr: &str, lib: &str, id: &str, topic: &str, count: usize, sec: &ClientSecurity) -> Value {
     let n = count.to_string();
-    let args = [
-        "produce",
-        "--lib",
-        lib,
-        "--bootstrap",
-        addr,
-        "--topic",
-        topic,
-        "--acks",
-        "1",
-        "--client-id",
-        id,
-        "--prefix",
-        id,
-        "--count",
-        &n,
-        "--one-per-request",
-    ];
+    let args = crate::support::produce_args(addr, lib, "1", id, topic, &n);
     kclient_secure(&args, sec)
 }
 

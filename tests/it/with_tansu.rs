@@ -17,24 +17,7 @@ fn produce(bed: &Bed, lib: &str, acks: &str, client_id: &str, topic: &str, count
 /// `produce` with extra client options (e.g. `--conf enable.idempotence=true`).
 pub fn produce_with(bed: &Bed, lib: &str, acks: &str, client_id: &str, topic: &str, count: usize, extra: &[&str]) -> serde_json::Value {
     let (addr, count) = (bed.proxy.addr(), count.to_string());
-    let mut args = vec![
-        "produce",
-        "--lib",
-        lib,
-        "--bootstrap",
-        &addr,
-        "--topic",
-        topic,
-        "--acks",
-        acks,
-        "--client-id",
-        client_id,
-        "--prefix",
-        client_id,
-        "--count",
-        &count,
-        "--one-per-request",
-    ];
+    let mut args = crate::support::produce_args(&addr, lib, acks, client_id, topic, &count);
     args.extend_from_slice(extra);
     kclient(&args)
 }

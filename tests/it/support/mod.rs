@@ -219,6 +219,29 @@ pub fn check_audit_line(line: &serde_json::Value) {
 }
 
 /// Runs the Python client driver and returns its JSON answer.
+/// `kclient produce` arguments: `count` records through `addr`, one request each, with the client
+/// id as record prefix; callers add options (`--conf ...`) and run it with or without security.
+pub fn produce_args<'a>(addr: &'a str, lib: &'a str, acks: &'a str, client_id: &'a str, topic: &'a str, count: &'a str) -> Vec<&'a str> {
+    vec![
+        "produce",
+        "--lib",
+        lib,
+        "--bootstrap",
+        addr,
+        "--topic",
+        topic,
+        "--acks",
+        acks,
+        "--client-id",
+        client_id,
+        "--prefix",
+        client_id,
+        "--count",
+        count,
+        "--one-per-request",
+    ]
+}
+
 pub fn kclient(args: &[&str]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kclient.py");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
