@@ -58,6 +58,24 @@ def status_kib(pid, key):
     return 0
 
 
+def idle_rss_kib(bed, count, settle=3.0, prepare=None):
+    """The hop's RSS (KiB) before and after `count` client connections to its bootstrap port,
+    `settle` seconds after `prepare(sockets)` (if any) ran; the connections are closed after."""
+    socks = []
+    try:
+        time.sleep(0.5)
+        base = status_kib(bed.hop_pid, "VmRSS")
+        for _ in range(count):
+            socks.append(socket.create_connection(("127.0.0.1", bed.bootstrap)))
+        if prepare:
+            prepare(socks)
+        time.sleep(settle)
+        return base, status_kib(bed.hop_pid, "VmRSS")
+    finally:
+        for s in socks:
+            s.close()
+
+
 def make_certs(work):
     """A CA and a server certificate for 127.0.0.1 and localhost (EC P-256), with openssl.
     Returns {ca, cert, key, combined}; combined is certificate then key, as haproxy wants."""

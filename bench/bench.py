@@ -18,7 +18,6 @@ import os
 import platform
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -113,18 +112,10 @@ def idle_connections(path, count, certs, proxies):
     work = Path(tempfile.mkdtemp(prefix=f"idle-{path.replace(':', '_')}-"))
     target = "tansu" if path == "tansu-proxy" else "nullsink"
     bed = beds.Bed(target, path, work, certs, proxies)
-    socks = []
     try:
-        time.sleep(0.5)
-        base = beds.status_kib(bed.hop_pid, "VmRSS")
-        for _ in range(count):
-            socks.append(socket.create_connection(("127.0.0.1", bed.bootstrap)))
-        time.sleep(3)
-        rss = beds.status_kib(bed.hop_pid, "VmRSS")
+        base, rss = beds.idle_rss_kib(bed, count)
         return {"connections": count, "rss_base_mib": base / 1024, "rss_mib": rss / 1024, "kib_per_pair": (rss - base) / count}
     finally:
-        for s in socks:
-            s.close()
         bed.close()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -16,12 +16,10 @@ import argparse
 import json
 import resource
 import shutil
-import socket
 import statistics
 import struct
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -76,20 +74,10 @@ def measure(kind, count, settle, proxy_bin, target):
     path = Path(tempfile.mkdtemp(prefix=f"idle-mem-{kind}-"))
     proxies = {"proxy": (proxy_bin, beds.proxy_accepts_admin_key(proxy_bin, path))}
     bed = beds.Bed(target, "proxy", path, None, proxies)
-    socks = []
     try:
-        time.sleep(0.5)
-        base = beds.status_kib(bed.hop_pid, "VmRSS")
-        for _ in range(count):
-            socks.append(socket.create_connection(("127.0.0.1", bed.bootstrap)))
-        if kind == "worked":
-            work(socks)
-        time.sleep(settle)
-        rss = beds.status_kib(bed.hop_pid, "VmRSS")
+        base, rss = beds.idle_rss_kib(bed, count, settle, work if kind == "worked" else None)
         return {"kind": kind, "pairs": count, "rss_base_kib": base, "rss_kib": rss, "kib_per_pair": (rss - base) / count}
     finally:
-        for s in socks:
-            s.close()
         bed.close()
         shutil.rmtree(path, ignore_errors=True)
 
