@@ -170,20 +170,26 @@ def table(head, rows):
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
 
 
+def per_target(lines, summary, head, row):
+    """`lines`, then one table per target with a row per path (`row(path, stats)`; None skips it)."""
+    for target, paths in summary.items():
+        rows = [r for p, s in paths.items() if (r := row(p, s)) is not None]
+        lines += [f"### {target}", ""] + table(head, rows) + [""]
+    return lines
+
+
 def throughput_section(summary):
     lines = ["## Throughput", "", "Median MB/s (min–max over rounds), and the paired median ratio against direct "
              "in the same round (min–max). TLS paths are also paired against direct TLS and the plaintext proxy "
              "below.", ""]
-    for target, paths in summary.items():
-        rows = []
-        for p, s in paths.items():
-            cells = [label(p)]
-            for w, _ in WORKLOADS:
-                cells += [fmt_stat(s[w]["mb_s"], ".0f"), fmt_stat(s["ratios"].get("direct", {}).get(w), ".3f") if p != "direct" else "1"]
-            rows.append(cells)
-        head = ["path"] + [x for _, n in WORKLOADS for x in (f"{n} MB/s", "× direct")]
-        lines += [f"### {target}", ""] + table(head, rows) + [""]
-    return lines
+
+    def row(p, s):
+        cells = [label(p)]
+        for w, _ in WORKLOADS:
+            cells += [fmt_stat(s[w]["mb_s"], ".0f"), fmt_stat(s["ratios"].get("direct", {}).get(w), ".3f") if p != "direct" else "1"]
+        return cells
+    head = ["path"] + [x for _, n in WORKLOADS for x in (f"{n} MB/s", "× direct")]
+    return per_target(lines, summary, head, row)
 
 
 def cpu_section(summary):
@@ -193,19 +199,17 @@ def cpu_section(summary):
              "(median over rounds, then min–max), per workload (median), the paired ratio against haproxy in the "
              "same round (median, min–max), and the hop's peak RSS (the largest of any round). The broker's own CPU "
              "is in bench/results.json.", ""]
-    for target, paths in summary.items():
-        rows = []
-        for p, s in paths.items():
-            if s["cpu_all"] is None:
-                continue
-            rss = s["hop_peak_rss_mib"]
-            rows.append([label(p), f"{s['cpu_all']['median']:.2f}", f"{rss['max']:.1f}" if rss else "–",
-                         f"{s['cpu_all']['min']:.2f}–{s['cpu_all']['max']:.2f}"] +
-                        [fmt_stat(s[w]["hop_cpu_s_per_gb"], ".2f").split(" ")[0] for w, _ in WORKLOADS] +
-                        [fmt_stat(s["cpu_ratios"].get("haproxy"), ".2f") if p != "haproxy" else "1"])
-        head = ["path", "hop CPU s per GB", "hop peak RSS MiB", "CPU s per GB min–max"] + [n for _, n in WORKLOADS] + ["× haproxy"]
-        lines += [f"### {target}", ""] + table(head, rows) + [""]
-    return lines
+
+    def row(p, s):
+        if s["cpu_all"] is None:
+            return None
+        rss = s["hop_peak_rss_mib"]
+        return ([label(p), f"{s['cpu_all']['median']:.2f}", f"{rss['max']:.1f}" if rss else "–",
+                 f"{s['cpu_all']['min']:.2f}–{s['cpu_all']['max']:.2f}"] +
+                [fmt_stat(s[w]["hop_cpu_s_per_gb"], ".2f").split(" ")[0] for w, _ in WORKLOADS] +
+                [fmt_stat(s["cpu_ratios"].get("haproxy"), ".2f") if p != "haproxy" else "1"])
+    head = ["path", "hop CPU s per GB", "hop peak RSS MiB", "CPU s per GB min–max"] + [n for _, n in WORKLOADS] + ["× haproxy"]
+    return per_target(lines, summary, head, row)
 
 
 def latency_section(summary):
@@ -213,20 +217,18 @@ def latency_section(summary):
              "by one straight to the broker side (over TLS for the TLS paths); added = path percentile − direct "
              "percentile, median over rounds (min–max). The proxy decodes and re-encodes ApiVersions; ListGroups "
              "passes through opaque. For direct paths: the round trip itself.", ""]
-    for target, paths in summary.items():
-        rows = []
-        for p, s in paths.items():
-            cells = [label(p)]
-            for api, _ in APIS:
-                lat = s["latency"][api]
-                if p.startswith("direct"):
-                    cells += [f"({fmt_stat(lat['p50_us'], '.0f')})", f"({fmt_stat(lat['p99_us'], '.0f')})"]
-                else:
-                    cells += [fmt_stat(lat["added_p50_us"], ".0f"), fmt_stat(lat["added_p99_us"], ".0f")]
-            rows.append(cells)
-        head = ["path"] + [x for _, n in APIS for x in (f"{n} added p50 µs", f"{n} added p99 µs")]
-        lines += [f"### {target}", ""] + table(head, rows) + [""]
-    return lines
+
+    def row(p, s):
+        cells = [label(p)]
+        for api, _ in APIS:
+            lat = s["latency"][api]
+            if p.startswith("direct"):
+                cells += [f"({fmt_stat(lat['p50_us'], '.0f')})", f"({fmt_stat(lat['p99_us'], '.0f')})"]
+            else:
+                cells += [fmt_stat(lat["added_p50_us"], ".0f"), fmt_stat(lat["added_p99_us"], ".0f")]
+        return cells
+    head = ["path"] + [x for _, n in APIS for x in (f"{n} added p50 µs", f"{n} added p99 µs")]
+    return per_target(lines, summary, head, row)
 
 
 def comparison_section(summary, title, intro, path_pred, refs):
