@@ -4,18 +4,35 @@
 //! names when `listen.tls.principal_source` says so.
 
 use rustls_pki_types::CertificateDer;
+use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::objects::{oid2abbrev, oid_registry};
 
 use crate::config::file::PrincipalSource;
 
-/// What the principal mapping rules are applied to: the subject, or the first subject
-/// alternative name of the configured kind (None when the certificate has none).
-pub fn principal_input(der: &CertificateDer<'_>, subject: &str, source: PrincipalSource) -> Option<String> {
-    if source == PrincipalSource::Subject {
-        return Some(subject.to_owned());
-    }
+/// A client certificate as the proxy reads it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PeerCert {
+    /// RFC 2253, most specific first.
+    pub subject: String,
+    /// What the principal mapping rules are applied to: the subject, or the first subject
+    /// alternative name of the configured kind (None when the certificate has none).
+    pub principal_input: Option<String>,
+}
+
+/// Reads a certificate once; None when it cannot be parsed (the handshake verified it, so this
+/// would be an unusual encoding).
+pub fn read(der: &CertificateDer<'_>, source: PrincipalSource) -> Option<PeerCert> {
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let subject = subject(&cert);
+    let principal_input = match source {
+        PrincipalSource::Subject => Some(subject.clone()),
+        _ => first_san(&cert, source),
+    };
+    Some(PeerCert { subject, principal_input })
+}
+
+fn first_san(cert: &X509Certificate<'_>, source: PrincipalSource) -> Option<String> {
     let san = cert.subject_alternative_name().ok().flatten()?;
     san.value.general_names.iter().find_map(|name| match (source, name) {
         (PrincipalSource::SanDns, GeneralName::DNSName(v))
@@ -25,10 +42,7 @@ pub fn principal_input(der: &CertificateDer<'_>, subject: &str, source: Principa
     })
 }
 
-/// The subject, or None when the certificate cannot be parsed (the handshake verified it, so
-/// this would be an unusual encoding).
-pub fn subject_of(der: &CertificateDer<'_>) -> Option<String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+fn subject(cert: &X509Certificate<'_>) -> String {
     let mut rdns: Vec<String> = Vec::new();
     for rdn in cert.subject().iter_rdn() {
         let parts: Vec<String> = rdn
@@ -44,7 +58,7 @@ pub fn subject_of(der: &CertificateDer<'_>) -> Option<String> {
         rdns.push(parts.join("+"));
     }
     rdns.reverse();
-    Some(rdns.join(","))
+    rdns.join(",")
 }
 
 /// RFC 2253 escaping of an attribute value.
@@ -90,8 +104,6 @@ mod tests {
             SanType::Rfc822Name("app@example.org".try_into().expect("email")),
             SanType::DnsName("second.example.org".try_into().expect("dns")),
         ]);
-        let subject = subject_of(&der).expect("subject");
-        assert_eq!(subject, "CN=app,O=Example");
         let cases = [
             (PrincipalSource::Subject, Some("CN=app,O=Example")),
             (PrincipalSource::SanDns, Some("app.payments.svc")),
@@ -99,9 +111,11 @@ mod tests {
             (PrincipalSource::SanEmail, Some("app@example.org")),
         ];
         for (source, want) in cases {
-            assert_eq!(principal_input(&der, &subject, source).as_deref(), want, "{source:?}");
+            let read = read(&der, source).expect("parses");
+            assert_eq!(read.subject, "CN=app,O=Example");
+            assert_eq!(read.principal_input.as_deref(), want, "{source:?}");
         }
-        let bare = cert(vec![]);
-        assert_eq!(principal_input(&bare, "CN=app,O=Example", PrincipalSource::SanUri), None, "no SAN, no principal");
+        let bare = read(&cert(vec![]), PrincipalSource::SanUri).expect("parses");
+        assert_eq!(bare.principal_input, None, "no SAN, no principal");
     }
 }

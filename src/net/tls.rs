@@ -16,7 +16,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::peer_cert::{principal_input, subject_of};
+use super::peer_cert;
 use super::transport::Stream;
 use crate::config::file::{ClientAuth, ListenTls, UpstreamTls};
 use crate::identity::MappingRules;
@@ -172,11 +172,9 @@ impl TlsServer {
         let tls =
             tokio::time::timeout(self.handshake_timeout, handshake).await.map_err(|_| AcceptError::Timeout(self.handshake_timeout))??;
         let der = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
-        let cert = der.and_then(|der| {
-            let subject = subject_of(der)?;
-            let input = principal_input(der, &subject, self.settings.principal_source);
-            Some(ClientCert { principal: input.and_then(|i| self.rules.principal(&i)), subject })
-        });
+        let cert = der
+            .and_then(|der| peer_cert::read(der, self.settings.principal_source))
+            .map(|read| ClientCert { principal: read.principal_input.and_then(|i| self.rules.principal(&i)), subject: read.subject });
         Ok((Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls))), cert))
     }
 }
