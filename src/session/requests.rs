@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::conn::{ConnInfo, Seen};
 use super::inflight::{Meta, Pending, Sender};
 use super::sasl::SaslRelay;
-use crate::audit::{Event, Origin};
+use crate::audit::Event;
 use crate::delivery::stamp::{self, Unplanned};
 use crate::delivery::SessionHolds;
 use crate::error::SessionError;
@@ -291,16 +291,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
                 self.holds.wait_permits(frame.len()).await.ok_or_else(|| SessionError::Proxy("redelivery budget closed".into()))?
             }
         };
-        let origin = Origin {
-            client_addr: self.peer,
-            client_id: header.client_id(&frame).map(str::to_owned),
-            principal: self.identity.principal(),
-            principal_unverified: self.identity.principal_unverified(),
-            tls_subject: self.identity.tls_subject.clone(),
-            api: "Produce",
-            api_version: header.api_version,
-        };
-        let timeout = Duration::from_millis(self.proxy.config().policies.produce_acks.delivery_timeout_ms);
+        let cfg = self.proxy.config();
+        let origin = self.env(&cfg).origin(&frame, header);
+        let timeout = Duration::from_millis(cfg.policies.produce_acks.delivery_timeout_ms);
         let (bytes, held) =
             self.holds.hold(frame, planned, lease, permits, origin, arrived, timeout).map_err(|e| SessionError::Proxy(e.to_string()))?;
         Ok(swallow(bytes, Some(held)))
@@ -327,15 +320,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Requests<'_, R, W> {
 
     fn audit_commits(&self, frame: &[u8], header: &RequestHeader) {
         let Some((group, member, commits)) = groups::offset_commit(frame, header) else { return };
-        let origin = Origin {
-            client_addr: self.peer,
-            client_id: header.client_id(frame).map(str::to_owned),
-            principal: self.identity.principal(),
-            principal_unverified: self.identity.principal_unverified(),
-            tls_subject: self.identity.tls_subject.clone(),
-            api: "OffsetCommit",
-            api_version: header.api_version,
-        };
+        let cfg = self.proxy.config();
+        let origin = self.env(&cfg).origin(frame, header);
         for c in commits {
             let detail = serde_json::json!({ "group": group, "member": member, "partition": c.partition, "offset": c.offset });
             self.proxy.audit.record(Event::offset_commit(&origin, c.topic, detail));
