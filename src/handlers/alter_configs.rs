@@ -169,8 +169,10 @@ async fn judge(ctx: &Ctx<'_>, view: &impl ClusterView, c: &Change, incremental: 
             .replication_factor(&c.name)
             .await
             .map_err(|e| format!("its replication factor could not be read from the cluster ({e})"))?;
-        let before = rules::judge_topic(rules, &ctx.defaults, &c.name, rf, &overrides);
-        let after = rules::judge_topic(rules, &ctx.defaults, &c.name, rf, &resulting);
+        // What a deleted override falls back to must be known, not guessed.
+        let defaults = ctx.known_defaults()?;
+        let before = rules::judge_topic(rules, defaults, &c.name, rf, &overrides);
+        let after = rules::judge_topic(rules, defaults, &c.name, rf, &resulting);
         return Ok(rules::blocking(&before, after, &touched, !incremental));
     }
     // Overrides first: the first entry of a name wins when defaults are read.

@@ -78,10 +78,13 @@ pub fn judge(ctx: &Ctx<'_>, mut topic: CreatableTopic, validate_only: bool) -> V
     let (rules, scope) = ctx.topic_rules(Some(&name));
     let exempt =
         ctx.policies.create_topics.exempt.client_exempt(&ctx.subject(None)) || ctx.policies.create_topics.exempt.topic_exempt(&name);
-    if let (Some(reason), false) = (&ctx.defaults_refused, exempt) {
-        return refuse_unjudged(ctx, &name, reason, validate_only);
-    }
-    let findings = topics::judge(rules, &ctx.defaults, &new);
+    let defaults = match ctx.known_defaults() {
+        Ok(d) => d,
+        Err(why) if !exempt => return refuse_unjudged(ctx, &name, &why, validate_only),
+        // Exempt: forwarded either way; the audit's findings use the last known defaults.
+        Err(_) => &ctx.defaults,
+    };
+    let findings = topics::judge(rules, defaults, &new);
     let action = if exempt && !findings.is_empty() { Some("exempt") } else { findings.iter().map(|f| f.action).max().map(Action::as_str) };
     let detail = serde_json::json!({
         "outcome": outcome(action),
@@ -110,9 +113,7 @@ pub fn judge(ctx: &Ctx<'_>, mut topic: CreatableTopic, validate_only: bool) -> V
 /// The cluster refuses the proxy's own requests, so what the topic would inherit is unknown:
 /// refused (fail closed), saying why, never judged against guessed defaults.
 fn refuse_unjudged(ctx: &Ctx<'_>, name: &str, reason: &str, validate_only: bool) -> Verdict {
-    let message = format!(
-        "durability proxy cannot judge topic {name}: the cluster refused the proxy's own requests for its broker defaults ({reason}); fix the proxy's upstream.sasl credentials or ACLs"
-    );
+    let message = format!("durability proxy cannot judge topic {name}: {reason}; fix the proxy's upstream.sasl credentials or ACLs");
     let detail = serde_json::json!({
         "outcome": "refused with POLICY_VIOLATION: the cluster refuses the proxy",
         "validate_only": validate_only,

@@ -159,6 +159,15 @@ impl Ctx<'_> {
         crate::policy::scope::Subject { client_id: self.client_id(), principal, peer: self.peer().ip(), topic }
     }
 
+    /// The broker defaults unset values inherit, or why they are unknown (the cluster refuses the
+    /// proxy): every rule that judges against them refuses rather than guess.
+    pub fn known_defaults(&self) -> Result<&BrokerDefaults, String> {
+        match &self.defaults_refused {
+            Some(reason) => Err(format!("the cluster refused the proxy's own requests for its broker defaults ({reason})")),
+            None => Ok(&self.defaults),
+        }
+    }
+
     /// The topic rules that apply to this client and topic, and the scope they came from.
     pub fn topic_rules(&self, topic: Option<&str>) -> (&crate::policy::rules::CreateTopics, Option<&str>) {
         crate::policy::scope::topic_rules(self.policies, &self.subject(topic))

@@ -97,3 +97,31 @@ async fn the_cluster_as_reported_decides_and_an_unreadable_resource_is_refused()
         assert!(message(3).contains("could not be read from the cluster") && message(3).contains("invalid-proof"), "{}", message(3));
     }
 }
+
+#[tokio::test]
+async fn while_the_cluster_refuses_the_proxy_its_defaults_a_topic_config_change_is_refused() {
+    let cfg = cfg("");
+    let audit = audit();
+    let view = Reports {
+        configs: HashMap::from([("orders", vec![entry("min.insync.replicas", "2", 1)])]),
+        rf: HashMap::from([("orders", 3)]),
+        refused: "",
+    };
+    // Deleting an override falls back to a default the proxy could not read: refused, not guessed.
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(TOPIC)
+        .with_resource_name(s("orders"))
+        .with_configs(vec![AlterableConfig::default().with_name(s("unclean.leader.election.enable")).with_config_operation(1)])]);
+    let (frame, off) = request(ApiKey::IncrementalAlterConfigs, 1, &req);
+    let mut c = ctx(&cfg, &audit, 1);
+    c.defaults_refused = Some("broker b:9092 refused the proxy's own credentials (upstream.sasl, user kdp): invalid-proof".into());
+    let route = alter_configs::handle(&c, &view, &site(&frame, off, ApiKey::IncrementalAlterConfigs), true).await;
+    let Ok(Route::Answer(resp)) = route else { panic!("expected a refusal, got {route:?}") };
+    let m: IncrementalAlterConfigsResponse = response_body(&resp, ApiKey::IncrementalAlterConfigs, 1);
+    assert_eq!(m.responses[0].error_code, 44);
+    let msg = m.responses[0].error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    assert!(msg.contains("broker defaults") && msg.contains("invalid-proof"), "{msg}");
+    // Known defaults: the same change is judged and forwarded (Kafka's default is false).
+    let route = alter_configs::handle(&ctx(&cfg, &audit, 1), &view, &site(&frame, off, ApiKey::IncrementalAlterConfigs), true).await;
+    assert!(matches!(route, Ok(Route::Forward(_, Disposition::Forward))), "{route:?}");
+}
